@@ -1,0 +1,1 @@
+"""First-party reidkit method plugins (installed as ``reidkit_methods``)."""

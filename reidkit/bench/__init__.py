@@ -1,0 +1,1 @@
+"""Benchmark suites and side-by-side reports."""

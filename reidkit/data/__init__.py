@@ -1,0 +1,1 @@
+"""Data: sample records, datasets, transforms, samplers and loaders."""

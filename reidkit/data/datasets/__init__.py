@@ -1,0 +1,1 @@
+"""Dataset modules, one per dataset; registered under the ``reidkit.datasets`` entry points."""

@@ -1,0 +1,89 @@
+"""The ``generic`` dataset: any folder in reidkit's own layout.
+
+::
+
+    <root>/train/<modality>/<person_id>/<file>     file: c<camera>_<anything>.<png|jpg|jpeg|bmp>
+    <root>/test/<modality>/<person_id>/<file>      (the c<camera>_ prefix is optional; camera 0 then)
+    <root>/masks/<split>/<modality>/<person_id>/<file stem>.png      optional shape masks
+
+Protocols: every ordered pair of modalities ``<q>-to-<g>`` (query = test/<q>, gallery = test/<g>,
+same-identity-same-camera entries skipped). The synthetic generator writes this layout.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
+from reidkit.data.records import Sample
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+_CAMERA = re.compile(r"^c(\d+)_")
+
+
+def parse_person_id(name: str, folder: Path) -> int:
+    try:
+        return int(name)
+    except ValueError:
+        raise DatasetError(f"{folder}: person folders must be integers, found {name!r}") from None
+
+
+def scan_split(root: Path, split: str, *, mask_root: Path | None = None) -> list[Sample]:
+    """Samples of ``<root>/<split>/<modality>/<pid>/<file>``, sorted by path (deterministic)."""
+    base = root / split
+    if not base.is_dir():
+        raise DatasetError(f"expected a folder {base} holding <modality>/<person_id>/<image> (generic layout)")
+    masks = (mask_root or root / "masks") / split
+    samples: list[Sample] = []
+    for modality_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        for person_dir in sorted(p for p in modality_dir.iterdir() if p.is_dir()):
+            pid = parse_person_id(person_dir.name, modality_dir)
+            for file in sorted(person_dir.iterdir()):
+                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                match = _CAMERA.match(file.name)
+                camera = int(match.group(1)) if match else 0
+                mask = masks / modality_dir.name / person_dir.name / f"{file.stem}.png"
+                samples.append(Sample(str(file), pid, camera, modality_dir.name,
+                                      str(mask) if mask.is_file() else None))
+    return samples
+
+
+def modality_pair_protocols(test: Sequence[Sample], modalities: Sequence[str]) -> dict[str, Protocol]:
+    """``<q>-to-<g>`` for every ordered pair of distinct modalities."""
+    by_modality = {m: [s for s in test if s.modality == m] for m in modalities}
+    protocols = {}
+    for q in modalities:
+        for g in modalities:
+            if q != g and by_modality[q] and by_modality[g]:
+                name = f"{q}-to-{g}"
+                protocols[name] = Protocol.single(name, by_modality[q], by_modality[g],
+                                                  exclusion="same-id-same-camera")
+    return protocols
+
+
+class GenericDataset(ReIDDataset):
+    name = "generic"
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "GenericDataset":
+        if not cfg.root:
+            raise DatasetError("data.root is required for the generic dataset (a folder with train/ and test/)")
+        return cls.from_root(cfg.root, mask_root=cfg.mask_root)
+
+    @classmethod
+    def from_root(cls, root: str | Path, *, mask_root: str | Path | None = None) -> "GenericDataset":
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise DatasetError(f"dataset root {root} does not exist (expected train/ and test/ in it)")
+        masks = Path(mask_root).expanduser() if mask_root else None
+        train = scan_split(root, "train", mask_root=masks)
+        test = scan_split(root, "test", mask_root=masks)
+        if not train:
+            raise DatasetError(f"{root / 'train'} holds no images (<modality>/<person_id>/<image>)")
+        modalities = tuple(sorted({s.modality for s in train} | {s.modality for s in test}))
+        for m in modalities:
+            if not any(s.modality == m for s in train):
+                raise DatasetError(f"{root / 'train' / m}: modality '{m}' has no training images")
+        return cls(str(root), modalities, train, modality_pair_protocols(test, modalities))

@@ -1,0 +1,1 @@
+"""The procedural cross-modality person generator behind the ``synthetic`` dataset."""

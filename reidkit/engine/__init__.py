@@ -1,0 +1,1 @@
+"""Training engine: fit loop, callbacks, feature extraction, checkpoints."""

@@ -1,0 +1,1 @@
+"""Evaluation: rank metrics, protocol exclusion rules, evaluate()."""

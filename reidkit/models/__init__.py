@@ -1,0 +1,1 @@
+"""Backbones, pooling, BN-neck and memory banks."""
