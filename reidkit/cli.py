@@ -1,0 +1,248 @@
+"""``reidkit`` command line. The only module that prints or configures logging output.
+
+A user's mistake (bad path, key, name or file) prints one ``error:`` line and exits with status 2,
+without a traceback; ``--debug`` shows it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+EXIT_USER_ERROR = 2
+EXIT_RUNTIME_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from reidkit.config import ConfigError
+    from reidkit.data.datasets.base import DatasetError
+    from reidkit.engine.checkpoint import CheckpointError
+    from reidkit.engine.run import RunError
+    from reidkit.registry import RegistryError
+
+    errors: list[type[BaseException]] = [ConfigError, DatasetError, CheckpointError, RunError, RegistryError,
+                                         FileNotFoundError, NotADirectoryError, PermissionError]
+    for module, name in (("reidkit.data.image_dataset", "BadImageError"),
+                         ("reidkit.models.backbones", "WeightsError")):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):  # pragma: no cover - optional pieces
+            pass
+    return tuple(errors)
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _setup_logging(verbose: int) -> None:
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("reidkit")
+    logger.handlers[:] = [RichHandler(console=_console(stderr=True), show_path=False, markup=False)]
+    logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING)
+    logger.propagate = False
+
+
+def _pct(x: Any) -> str:
+    return f"{100 * x:.2f}" if isinstance(x, (int, float)) else "-"
+
+
+def results_table(results: dict[str, dict[str, Any]], title: str = "results (last epoch)"):
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("protocol")
+    for col in ("Rank-1", "Rank-5", "Rank-10", "Rank-20", "mAP", "mINP"):
+        table.add_column(col + " %", justify="right")
+    table.add_column("trials", justify="right")
+    for name, r in results.items():
+        table.add_row(name, *(_pct(r.get(k)) for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")),
+                      str(r.get("trials", "")))
+    return table
+
+
+# --------------------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------------------
+def _method_from_args(args: argparse.Namespace) -> str:
+    if args.method:
+        return args.method
+    if args.config:
+        from reidkit.config import read_yaml
+
+        method = read_yaml(args.config).get("method")
+        if method:
+            return str(method)
+    from reidkit.config import ConfigError
+
+    raise ConfigError("no method given: pass --method NAME (reidkit list methods shows what is installed)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from reidkit.engine.callbacks import RichProgress
+    from reidkit.engine.run import default_output, resolve_run_config, run
+
+    overrides = list(args.set or [])
+    if args.output:
+        overrides.append(f"output={json.dumps(args.output)}")
+    cfg = resolve_run_config(_method_from_args(args), config_file=args.config, overrides=overrides)
+    if not cfg.output:
+        cfg = dataclasses.replace(cfg, output=str(default_output(cfg)))
+    console = _console()
+    progress = RichProgress(console)
+    try:
+        doc = run(cfg, device=args.device, resume=args.resume, callbacks=[progress])
+    finally:
+        progress.stop()
+    if doc.get("results"):
+        console.print(results_table(doc["results"]))
+    if doc.get("stopped_early"):
+        console.print(f"stopped early; continue with --resume --output {cfg.output}")
+    console.print(f"run directory: {cfg.output} (wall time {doc['wall_time_s']:.0f} s)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from reidkit.engine.run import evaluate_checkpoint
+
+    doc = evaluate_checkpoint(args.checkpoint, overrides=args.set or [], device=args.device)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        _console().print(results_table(doc["results"], title=f"{doc['method']} epoch {doc['epoch']}"))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from reidkit.registry import REGISTRIES
+
+    rows = REGISTRIES[args.what].status()
+    table = Table(title=f"installed {args.what}")
+    for col in ("name", "distribution", "target", "status"):
+        table.add_column(col)
+    for r in rows:
+        style = None if r["status"] == "ok" else "red"
+        table.add_row(r["name"], r["distribution"], r["target"], r["status"], style=style)
+    console = _console()
+    console.print(table if rows else f"no {args.what} installed")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from reidkit.config import dump
+    from reidkit.engine.run import resolve_run_config
+
+    cfg = resolve_run_config(_method_from_args(args), config_file=args.config, overrides=args.set or [])
+    sys.stdout.write(dump(cfg))
+    return 0
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from reidkit.data import synthetic
+
+    root = synthetic.generate(args.preset, args.output, seed=args.seed, progress=True)
+    console = _console()
+    console.print(f"wrote synthetic preset '{args.preset}' (seed {args.seed}) to {root}")
+    if args.preview:
+        console.print(f"preview: {synthetic.preview(root, args.preview)}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from reidkit.data.check import check_dataset, render_check
+
+    report, warnings = check_dataset(args.name, args.root)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    console = _console()
+    rendered = render_check(report, warnings)
+    for part in rendered if isinstance(rendered, (list, tuple)) else [rendered]:
+        console.print(part)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------
+# parser
+# --------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reidkit", description="Unsupervised cross-modality person re-ID.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v, -vv)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def config_args(p: argparse.ArgumentParser, method_required: bool = False) -> None:
+        p.add_argument("--method", required=method_required, help="registered method name")
+        p.add_argument("--config", help="YAML config file")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+
+    p = sub.add_parser("run", help="train and evaluate (synthetic dataset unless one is configured)")
+    config_args(p)
+    p.add_argument("--output", help="run directory (default runs/<method>-<dataset>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue from <output>/checkpoints/last.pt")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("list", help="installed methods, datasets or backbones")
+    p.add_argument("what", choices=("methods", "datasets", "backbones"))
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("config", help="print the resolved default config of a method as YAML")
+    config_args(p)
+    p.set_defaults(func=cmd_config)
+
+    data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("synth", help="write the synthetic dataset")
+    p.add_argument("--preset", default="small")
+    p.add_argument("--output", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preview", help="also write a PNG grid of identities across modalities")
+    p.set_defaults(func=cmd_data_synth)
+    p = data.add_parser("check", help="validate a dataset folder")
+    p.add_argument("name")
+    p.add_argument("root")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        if args.debug:
+            raise
+        if isinstance(e, _user_errors()):
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"error: {msg}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (--debug shows the traceback)",
+              file=sys.stderr)
+        return EXIT_RUNTIME_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""One run end to end: resolve the config, build dataset and method, train, evaluate, write the run directory.
+
+Run directory (DESIGN.md): ``config.yaml``, ``env.json``, ``log.txt``, ``metrics.jsonl``, ``metrics.json``,
+``checkpoints/last.pt``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import platform
+import subprocess
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from reidkit import __version__
+from reidkit.config import RunConfig, dump, resolve, to_dict
+from reidkit.data.datasets.base import ReIDDataset
+from reidkit.engine.callbacks import Checkpoint, MetricsLog
+from reidkit.engine.checkpoint import CheckpointError, load_checkpoint, write_json
+from reidkit.engine.trainer import Callback, Trainer
+from reidkit.method import BuildContext, Method
+from reidkit.registry import BACKBONES, DATASETS, METHODS
+
+log = logging.getLogger(__name__)
+
+
+class RunError(RuntimeError):
+    """A run that cannot start (output folder busy or not writable, nothing to resume)."""
+
+
+def resolve_run_config(method: str, *, config_file=None, overrides: Sequence[str] = ()) -> RunConfig:
+    """The fully resolved config of ``method`` (code defaults, method defaults, file, overrides)."""
+    cls = METHODS.get(method)
+    return resolve(method, config_file=config_file, overrides=overrides,
+                   method_defaults=getattr(cls, "run_defaults", None), method_config=getattr(cls, "Config", None))
+
+
+def pick_device(name: str | None) -> torch.device:
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def load_dataset(cfg: RunConfig) -> ReIDDataset:
+    return DATASETS.get(cfg.data.dataset).from_config(cfg.data)
+
+
+def build_method(cfg: RunConfig, dataset: ReIDDataset, device: torch.device) -> Method:
+    """The registered method ``cfg.method``, built for ``dataset`` on ``device``."""
+    return build_method_from(METHODS.get(cfg.method), cfg, dataset, device)
+
+
+def build_method_from(cls: type[Method], cfg: RunConfig, dataset: ReIDDataset, device: torch.device) -> Method:
+    """Build a method class (registered or not) with a :class:`BuildContext` for ``dataset``."""
+    fields = {f.name for f in dataclasses.fields(cfg.model)}
+
+    def build_backbone(**overrides: Any) -> torch.nn.Module:
+        model_cfg = dataclasses.replace(cfg.model, **{k: v for k, v in overrides.items() if k in fields})
+        extra = {k: v for k, v in overrides.items() if k not in fields}
+        return BACKBONES.get(model_cfg.backbone)(model_cfg, dataset.modalities, **extra)
+
+    build = BuildContext(modalities=dataset.modalities, num_train=len(dataset.train),
+                         num_train_ids=dataset.num_train_ids, device=device,
+                         image_size=(cfg.data.height, cfg.data.width), model=cfg.model,
+                         build_backbone=build_backbone, seed=cfg.seed)
+    torch.manual_seed(cfg.seed)
+    method = cls(cfg.method_args, build)
+    if cfg.model.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    return method.to(device)
+
+
+def default_output(cfg: RunConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.method}-{cfg.data.dataset}-{stamp}"
+
+
+def environment(device: torch.device, seed: int) -> dict[str, Any]:
+    """Versions, git commit, device and seed: what ``env.json`` records."""
+    import numpy
+    import sklearn
+
+    try:
+        import faiss
+        faiss_version = getattr(faiss, "__version__", "unknown")
+    except Exception:  # faiss is optional at run time
+        faiss_version = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except Exception:
+        commit = None
+    env = {
+        "reidkit": __version__, "git_commit": commit, "python": platform.python_version(),
+        "torch": torch.__version__, "numpy": numpy.__version__, "scikit-learn": sklearn.__version__,
+        "faiss": faiss_version, "platform": platform.platform(), "device": str(device),
+        "cpu_threads": torch.get_num_threads(), "seed": seed,
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    return env
+
+
+@contextmanager
+def run_directory(path: Path) -> Iterator[Path]:
+    """Create ``path``, refuse a second live run in it, and copy the ``reidkit`` log records to log.txt."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise RunError(f"output folder {path} is not writable ({e.strerror or e})") from None
+    lock = path / ".lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+    except FileExistsError:
+        pid = lock.read_text().strip()
+        if pid.isdigit() and _alive(int(pid)):
+            raise RunError(f"another run (pid {pid}) is writing to {path}; wait for it or choose --output") from None
+        lock.write_text(str(os.getpid()))  # stale lock of a killed run
+    handler = logging.FileHandler(path / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("reidkit")
+    root.addHandler(handler)
+    old_level = root.level
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
+        callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Train and evaluate; returns the ``metrics.json`` document (also written to the run directory)."""
+    out = Path(cfg.output) if cfg.output else default_output(cfg)
+    cfg = dataclasses.replace(cfg, output=str(out))
+    dev = pick_device(device)
+    with run_directory(out):
+        state = None
+        if resume:
+            ckpt = out / "checkpoints" / "last.pt"
+            if not ckpt.is_file():
+                raise RunError(f"--resume: no checkpoint at {ckpt}")
+            state = load_checkpoint(ckpt, method=cfg.method)
+        (out / "config.yaml").write_text(dump(cfg))
+        write_json(out / "env.json", environment(dev, cfg.seed))
+        log.info("run %s: method %s on %s, device %s", out, cfg.method, cfg.data.dataset, dev)
+        t0 = time.perf_counter()
+        dataset = load_dataset(cfg)
+        method = build_method(cfg, dataset, dev)
+        standard = [MetricsLog(out / "metrics.jsonl"), Checkpoint(out, {"config": to_dict(cfg), "reidkit": __version__})]
+        trainer = Trainer(method, dataset, cfg, device=dev, callbacks=[*standard, *callbacks])
+        if state is not None:
+            trainer.load_state_dict(state)
+            log.info("resuming after epoch %d", trainer.start_epoch - 1)
+        results = trainer.fit()
+        doc = {
+            "method": cfg.method,
+            "dataset": cfg.data.dataset,
+            **({"preset": cfg.data.preset} if cfg.data.dataset == "synthetic" else {}),
+            "seed": cfg.seed,
+            "wall_time_s": trainer.wall_time() + (time.perf_counter() - t0 - trainer.fit_time()),
+            "final_model": "last epoch",
+            "results": results,
+            "epochs": trainer.history,
+        }
+        if trainer.stop_requested:
+            doc["stopped_early"] = True
+            return doc
+        write_json(out / "metrics.json", doc)
+        return doc
+
+
+def evaluate_checkpoint(path: str | Path, *, overrides: Sequence[str] = (), device: str | None = None
+                        ) -> dict[str, Any]:
+    """Evaluate the model saved in a checkpoint on its dataset's protocols (``reidkit eval``)."""
+    state = load_checkpoint(path)
+    saved = state.get("config")
+    if not isinstance(saved, dict) or not saved.get("method"):
+        raise CheckpointError(f"{path}: checkpoint holds no run configuration")
+    cfg = resolve_run_config(saved["method"], overrides=[*_as_overrides(saved), *overrides])
+    dev = pick_device(device)
+    dataset = load_dataset(cfg)
+    method = build_method(cfg, dataset, dev)
+    method.load_state_dict(state["model"])
+    trainer = Trainer(method, dataset, cfg, device=dev)
+    return {"method": cfg.method, "dataset": cfg.data.dataset, "checkpoint": str(path),
+            "epoch": int(state["epoch"]), "results": trainer.evaluate()}
+
+
+def _as_overrides(data: dict) -> list[str]:
+    """A saved config (plain data) as ``--set`` strings, so that it is validated again."""
+    import json
+
+    flat: list[str] = []
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            flat.append(f"{prefix}={json.dumps(node)}")
+
+    data = {k: v for k, v in data.items() if k not in ("method", "output")}
+    walk("", data)
+    return flat

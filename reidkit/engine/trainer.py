@@ -1,0 +1,246 @@
+"""The fit loop: prepare_epoch -> train steps -> callbacks, then a final evaluation of the last model.
+
+Randomness is re-seeded from ``(seed, epoch)`` at the start of every epoch (torch, samplers, the
+context's numpy generator), so a run resumed from the checkpoint of epoch e replays epochs e+1.. exactly
+as the uninterrupted run does (on CPU). No checkpoint is ever chosen by a test score: the final model is
+the last epoch's.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from reidkit.config import RunConfig
+from reidkit.data.datasets.base import ReIDDataset
+from reidkit.data.loaders import build_train_loader
+from reidkit.data.transforms import test_transform, train_transform
+from reidkit.engine.diagnostics import cluster_counts, label_diagnostics
+from reidkit.engine.extract import extract_features
+from reidkit.engine.optim import build_optimizer, build_scheduler
+from reidkit.evaluation import evaluate
+from reidkit.method import EpochContext, EpochPlan, Method
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite; the message names the term and the epoch."""
+
+
+class Callback:
+    """Hooks called by :class:`Trainer` in list order. Override what you need."""
+
+    def on_fit_start(self, trainer: "Trainer") -> None: ...
+
+    def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None: ...
+
+    def on_step_end(self, trainer: "Trainer", step: int, losses: Mapping[str, float]) -> None: ...
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, record: Mapping[str, Any]) -> None: ...
+
+    def on_fit_end(self, trainer: "Trainer", results: Mapping[str, Any]) -> None: ...
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**31 - 1)
+
+
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``optim.amp`` on this device (None = full precision; CPU is always None)."""
+    if device.type != "cuda" or setting == "off":
+        return None
+    if setting == "fp16":
+        return torch.float16
+    if setting == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+class Trainer:
+    """Trains one method on one dataset. ``fit()`` returns the evaluation results of the last model."""
+
+    def __init__(self, method: Method, dataset: ReIDDataset, cfg: RunConfig, *, device: torch.device,
+                 callbacks: Sequence[Callback] = ()) -> None:
+        self.method = method
+        self.dataset = dataset
+        self.cfg = cfg
+        self.device = device
+        self.callbacks = list(callbacks)
+        self.size = (cfg.data.height, cfg.data.width)
+        self.amp_dtype = amp_dtype(cfg.optim.amp, device)
+        self.optimizer = build_optimizer(method, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+        self.epoch = 0
+        self.results: dict[str, Any] = {}
+        self.stop_requested = False
+        self._elapsed_before = 0.0
+        self._fit_t0: float | None = None
+        self._truth = np.fromiter((s.person_id for s in dataset.train), dtype=np.int64, count=len(dataset.train))
+
+    # state ---------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.cfg.method,
+            "epoch": self.epoch,
+            "model": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "history": self.history,
+            "wall_time_s": self.wall_time(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue after the epoch recorded in ``state`` (a checkpoint of this method)."""
+        self.method.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.history = list(state["history"])
+        self.start_epoch = int(state["epoch"]) + 1
+        self._elapsed_before = float(state.get("wall_time_s", 0.0))
+
+    def fit_time(self) -> float:
+        """Seconds since ``fit()`` started in this process."""
+        return 0.0 if self._fit_t0 is None else time.perf_counter() - self._fit_t0
+
+    def wall_time(self) -> float:
+        """Training wall time including the time before a resume."""
+        return self._elapsed_before + self.fit_time()
+
+    # the loop ------------------------------------------------------------------------------------------
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    def fit(self) -> dict[str, Any]:
+        self._fit_t0 = time.perf_counter()
+        self.method.to(self.device)
+        self._call("on_fit_start")
+        for epoch in range(self.start_epoch, self.cfg.optim.epochs):
+            self.epoch = epoch
+            record = self._run_epoch(epoch)
+            self.history.append(record)
+            self._call("on_epoch_end", epoch, record)
+            if self.stop_requested:
+                log.info("stopping after epoch %d as requested", epoch)
+                return {}
+        self.results = self.evaluate()
+        self._call("on_fit_end", self.results)
+        return self.results
+
+    def _run_epoch(self, epoch: int) -> dict[str, Any]:
+        cfg = self.cfg
+        seed = epoch_seed(cfg.seed, epoch)
+        torch.manual_seed(seed)
+        self._call("on_epoch_start", epoch)
+        t0 = time.perf_counter()
+        ctx = EpochContext(epoch=epoch, num_epochs=cfg.optim.epochs, train=self.dataset.train,
+                           modalities=self.dataset.modalities, device=self.device,
+                           uses_labels=self.method.uses_labels, extract_fn=self._extract_train, seed=cfg.seed)
+        plan = self.method.prepare_epoch(ctx)
+        if not isinstance(plan, EpochPlan):
+            raise TypeError(f"{type(self.method).__name__}.prepare_epoch must return an EpochPlan, "
+                            f"got {type(plan).__name__}")
+        t_prepare = time.perf_counter() - t0
+        record: dict[str, Any] = {"epoch": epoch, **cluster_counts(plan.labels)}
+        record.update(label_diagnostics(plan.labels, self._truth, ctx.modality_ids))
+        record.update(plan.info)
+        record["time_prepare_s"] = t_prepare
+        record["lr"] = self.optimizer.param_groups[0]["lr"]
+        t1 = time.perf_counter()
+        if record["clusters"] == 0:
+            log.warning("epoch %d: no sample has a label (all outliers); training skipped this epoch", epoch)
+            record["skipped"] = True
+        else:
+            record.update(self._train_steps(epoch, plan, seed))
+        self.scheduler.step()
+        record["time_train_s"] = time.perf_counter() - t1
+        record["time_epoch_s"] = time.perf_counter() - t0
+        return record
+
+    def _train_steps(self, epoch: int, plan: EpochPlan, seed: int) -> dict[str, float]:
+        cfg = self.cfg
+        modalities = self.dataset.modalities
+        views = {m: list(self.method.train_transforms(m) or [train_transform(self.size)]) for m in modalities}
+        loader = build_train_loader(
+            self.dataset.train, plan, modalities=modalities, views=views,
+            mask_transform=train_transform(self.size) if self.method.needs_masks else None,
+            batch_size=cfg.data.batch_size, instances=cfg.data.instances,
+            iterations=plan.iterations or cfg.optim.iterations, workers=cfg.data.workers, seed=seed,
+        )
+        self.method.train()
+        sums: dict[str, float] = {}
+        steps = 0
+        for step, batch in enumerate(loader):
+            batch = {m: b.to(self.device) for m, b in batch.items()}
+            if self.amp_dtype is not None:
+                with torch.autocast("cuda", dtype=self.amp_dtype):
+                    losses = self.method.training_step(batch)
+            else:
+                losses = self.method.training_step(batch)
+            values = self._check_losses(losses, epoch, step)
+            total = sum(losses.values())
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(total).backward()
+            if cfg.optim.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.method.parameters(), cfg.optim.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+            self._call("on_step_end", step, values)
+        out = {f"loss_{k}": v / max(steps, 1) for k, v in sums.items()}
+        out["loss"] = sum(out.values())
+        out["steps"] = steps
+        return out
+
+    @staticmethod
+    def _check_losses(losses: Mapping[str, torch.Tensor], epoch: int, step: int) -> dict[str, float]:
+        if not losses:
+            raise ValueError("training_step returned no loss")
+        values = {}
+        for name, value in losses.items():
+            v = float(value.detach())
+            if not math.isfinite(v):
+                raise NonFiniteLossError(f"loss '{name}' is {v} at epoch {epoch}, step {step}; "
+                                         "the last good checkpoint is kept")
+            values[name] = v
+        return values
+
+    # features and evaluation ------------------------------------------------------------------------------
+    def _extract_train(self, *, view=None, indices=None, source="image") -> torch.Tensor:
+        samples = self.dataset.train if indices is None else [self.dataset.train[i] for i in indices]
+        return extract_features(self.method, samples, test_transform(self.size), device=self.device,
+                                batch_size=self.cfg.eval.batch_size, workers=self.cfg.data.workers,
+                                view=view, source=source, amp_dtype=self.amp_dtype)
+
+    def features_fn(self, samples):
+        return extract_features(self.method, samples, test_transform(self.size), device=self.device,
+                                batch_size=self.cfg.eval.batch_size, workers=self.cfg.data.workers,
+                                flip=self.cfg.eval.flip, amp_dtype=self.amp_dtype)
+
+    def evaluate(self) -> dict[str, Any]:
+        """Every selected protocol of the dataset, on the current (last) model."""
+        protocols = self.dataset.protocols
+        names = list(self.cfg.eval.protocols) or list(protocols)
+        missing = [n for n in names if n not in protocols]
+        if missing:
+            raise ValueError(f"eval.protocols: {', '.join(missing)} not in dataset "
+                             f"{self.dataset.name!r} (has: {', '.join(protocols)})")
+        results = {}
+        for name in names:
+            t0 = time.perf_counter()
+            results[name] = evaluate(self.features_fn, protocols[name], max_trials=self.cfg.eval.trials)
+            log.info("evaluated %s in %.1fs", name, time.perf_counter() - t0)
+        return results

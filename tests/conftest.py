@@ -1,0 +1,27 @@
+"""Shared fixtures: a tiny on-disk dataset and the example plugin's method class."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    from reidkit.testing import make_tiny_dataset
+
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny") / "data")
+
+
+@pytest.fixture(scope="session")
+def example_method():
+    """The example plugin's method (examples/plugin), importable without installing it."""
+    path = str(ROOT / "examples" / "plugin")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    from reidkit_kmeans_proxy import KMeansProxy
+
+    return KMeansProxy
