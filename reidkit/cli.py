@@ -121,6 +121,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from reidkit.engine.export import export_checkpoint
+
+    paths = export_checkpoint(args.checkpoint, args.output, args.format, modalities=args.modality)
+    console = _console()
+    for path in paths:
+        console.print(f"wrote {path}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -199,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="export a checkpoint's embedding model (one file per modality)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
+    p.add_argument("--output", required=True, help="file path; with several modalities, -<modality> is added")
+    p.add_argument("--modality", action="append", help="export only this modality (repeatable)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("list", help="installed methods, datasets or backbones")
     p.add_argument("what", choices=("methods", "datasets", "backbones"))

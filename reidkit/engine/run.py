@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import os
 import platform
+import signal
 import subprocess
 import time
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ import torch
 from reidkit import __version__
 from reidkit.config import RunConfig, dump, resolve, to_dict
 from reidkit.data.datasets.base import ReIDDataset
+from reidkit.data.validate import drop_bad_images
 from reidkit.engine.callbacks import Checkpoint, MetricsLog
 from reidkit.engine.checkpoint import CheckpointError, load_checkpoint, write_json
 from reidkit.engine.trainer import Callback, Trainer
@@ -157,6 +159,32 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@contextmanager
+def stop_on_interrupt(trainer: Trainer) -> Iterator[None]:
+    """First Ctrl-C: finish the current epoch, checkpoint it and stop. Second Ctrl-C: stop now.
+
+    Either way ``checkpoints/last.pt`` holds the last complete epoch and ``--resume`` continues from it.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        log.warning("interrupt: finishing epoch %d, saving it, then stopping (Ctrl-C again to stop now)",
+                    trainer.epoch)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
         callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Train and evaluate; returns the ``metrics.json`` document (also written to the run directory)."""
@@ -175,13 +203,15 @@ def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
         log.info("run %s: method %s on %s, device %s", out, cfg.method, cfg.data.dataset, dev)
         t0 = time.perf_counter()
         dataset = load_dataset(cfg)
+        skipped = drop_bad_images(dataset) if cfg.data.on_bad_image == "skip" else []
         method = build_method(cfg, dataset, dev)
         standard = [MetricsLog(out / "metrics.jsonl"), Checkpoint(out, {"config": to_dict(cfg), "reidkit": __version__})]
         trainer = Trainer(method, dataset, cfg, device=dev, callbacks=[*standard, *callbacks])
         if state is not None:
             trainer.load_state_dict(state)
             log.info("resuming after epoch %d", trainer.start_epoch - 1)
-        results = trainer.fit()
+        with stop_on_interrupt(trainer):
+            results = trainer.fit()
         doc = {
             "method": cfg.method,
             "dataset": cfg.data.dataset,
@@ -191,6 +221,7 @@ def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
             "final_model": "last epoch",
             "results": results,
             "epochs": trainer.history,
+            **({"skipped_images": skipped} if skipped else {}),
         }
         if trainer.stop_requested:
             doc["stopped_early"] = True

@@ -130,9 +130,10 @@ class Trainer:
             record = self._run_epoch(epoch)
             self.history.append(record)
             self._call("on_epoch_end", epoch, record)
-            if self.stop_requested:
-                log.info("stopping after epoch %d as requested", epoch)
+            if self.stop_requested and epoch < self.cfg.optim.epochs - 1:
+                log.warning("stopped after epoch %d as requested; --resume continues from it", epoch)
                 return {}
+        self.stop_requested = False
         self.results = self.evaluate()
         self._call("on_fit_end", self.results)
         return self.results
