@@ -1,0 +1,9 @@
+"""CHCR: cross-modality hierarchical clustering and inter-channel refinement (registry name ``chcr``).
+
+See :mod:`.method` for the epoch schedule, :mod:`.config` for the switches and the ablation ladder,
+METHODS.md §4 for the reconstruction this implements.
+"""
+from .config import CHCRConfig
+from .method import CHCR
+
+__all__ = ["CHCR", "CHCRConfig"]

@@ -1,0 +1,90 @@
+"""CHCR's options (``method_args``) and its CPU-friendly run defaults.
+
+Every component of the method is a switch, so the ablation ladder of the abstract is a set of overrides:
+
+=====================  ================================  =====================================
+rung                   ``hierarchy``                     ``refinement``
+=====================  ================================  =====================================
+baseline (B)           ``none``                          ``none``
++ hierarchical (B+C)   ``cross-merge``                   ``none``
++ refinement (B+D)     ``none``                          ``strict``
+full (B+C+D)           ``cross-merge``                   ``strict``
+=====================  ================================  =====================================
+
+The modality contrastive loss belongs to the hierarchy (METHODS.md §4.3 C): it is active when
+``hierarchy`` is not ``none`` and ``mc_weight`` > 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from reidkit.config import ConfigError, option
+
+VISIBLE_VIEWS = ("plain", "exchange")
+
+
+@dataclass(frozen=True)
+class CHCRConfig:
+    """Options of the ``chcr`` method; every field has a default (the synthetic CPU setting)."""
+
+    # -- joint clustering (baseline, §4.3 B) ------------------------------------------------------------
+    eps: float = option(0.5, gt=0, lt=1, help="DBSCAN radius on the joint k-reciprocal Jaccard distance "
+                        "(ADCA: 0.6 SYSU-MM01, 0.3 RegDB; 0.5 chosen on synthetic training-set diagnostics)")
+    min_samples: int = option(4, ge=2, help="DBSCAN core-point neighbourhood size")
+    k1: int = option(30, ge=2, help="k-reciprocal neighbourhood size of the Jaccard distance")
+    k2: int = option(6, ge=1, help="query-expansion neighbourhood of the Jaccard distance")
+    eps_fallback: float = option(0.05, ge=0, lt=1, help="when DBSCAN finds no cluster at all (tiny data, "
+                                 "untrained model) eps is raised by this step, up to eps_max; 0 disables")
+    eps_max: float = option(0.9, gt=0, lt=1)
+
+    # -- cross-modality hierarchical clustering (§4.3 C) -----------------------------------------------
+    hierarchy: str = option("cross-merge", choices=("none", "cross-merge", "modality-centred"),
+                            help="none: flat joint clustering; cross-merge (C1): merge visible-only and "
+                            "infrared-only clusters by mutual nearest centroids; modality-centred (C2): "
+                            "centre each modality's features before the joint clustering")
+    merge_threshold: float = option(0.0, ge=-1, le=1, help="cross-merge: least cosine similarity of the "
+                                    "modality-centred centroids of a merged pair")
+    merge_rounds: int = option(3, ge=1, help="cross-merge: rounds of mutual-nearest matching; each round "
+                               "matches among the clusters still unmatched")
+    centre_modalities: bool = option(True, help="cross-merge: compare centroids after subtracting each "
+                                     "modality's mean feature (removes the modality offset)")
+    mc_weight: float = option(0.5, ge=0, help="weight of the modality contrastive loss (0 disables it)")
+    mc_temperature: float = option(0.05, gt=0)
+
+    # -- inter-channel pseudo-label refinement (§4.3 D) ------------------------------------------------
+    refinement: str = option("strict", choices=("none", "strict", "soft"),
+                             help="strict (D1): keep a visible sample when, in each of the R/G/B channel "
+                             "clusterings, its cluster's majority main label is its own; soft (D2): keep it "
+                             "when the mean Jaccard overlap of its main and channel clusters >= soft_threshold")
+    soft_threshold: float = option(0.5, gt=0, le=1)
+    channels_with_infrared: bool = option(True, help="cluster each channel view together with the infrared "
+                                          "features (as the main clustering does); false: visible only")
+
+    # -- memory and augmentation ------------------------------------------------------------------------
+    temperature: float = option(0.05, gt=0, help="cluster-memory InfoNCE temperature")
+    momentum: float = option(0.2, ge=0, lt=1, help="memory momentum: the weight on the old value")
+    visible_views: tuple[str, ...] = option(("exchange",), help="training views of a visible image: "
+                                            "plain (colour) and/or exchange (ChannelExchange, gray=2)")
+    infrared_gray: float = option(0.5, ge=0, le=1, help="ChannelAdapGray probability on infrared images")
+    channel_erasing: float = option(0.5, ge=0, le=1, help="ChannelRandomErasing probability")
+
+    def __post_init__(self) -> None:
+        bad = [v for v in self.visible_views if v not in VISIBLE_VIEWS]
+        if bad or not self.visible_views:
+            raise ConfigError(f"method_args.visible_views: {list(self.visible_views)} must be a non-empty list "
+                             f"of {', '.join(VISIBLE_VIEWS)}")
+        if self.eps_max < self.eps:
+            raise ConfigError(f"method_args.eps_max ({self.eps_max}) must be >= eps ({self.eps})")
+
+
+#: The synthetic ``small`` preset on a 2-core CPU: ``reidkit run --method chcr`` finishes within 8 minutes.
+RUN_DEFAULTS: Mapping[str, Any] = {
+    "data": {"dataset": "synthetic", "preset": "small", "height": 128, "width": 64,
+             "batch_size": 32, "instances": 4, "workers": 0},
+    "model": {"backbone": "resnet-mini", "weights": "none", "pooling": "gem", "stems": "shared",
+              "last_stride": 1},
+    "optim": {"epochs": 12, "iterations": 40, "optimizer": "adam", "lr": 3.5e-4, "weight_decay": 5e-4,
+              "schedule": "step", "step_size": 8, "gamma": 0.1},
+    "eval": {"batch_size": 128},
+}

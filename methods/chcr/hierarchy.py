@@ -1,0 +1,161 @@
+"""Cross-modality hierarchical clustering (METHODS.md §4.3 C), as pure functions on label arrays.
+
+CHCR's abstract says the hierarchical step "promotes the clustering of inter-modality positive samples
+into the same cluster"; a later paper says it sets "cross-modal constraints at the cluster centroid
+level". Two readings fit (§4.3); both are here:
+
+* **cross-merge (C1, the default).** Level 1 is the joint clustering of the baseline. Level 2 looks at
+  the level-1 clusters that hold one modality only and merges a visible-only cluster with an
+  infrared-only cluster when their centroids are *mutual* nearest neighbours across the two modalities
+  (after removing each modality's mean feature, the modality offset that keeps such clusters apart in
+  the first place), in a few rounds over the still-unmatched clusters. A merge never joins two clusters
+  that share a modality, so the partition *within* each modality is exactly the level-1 one: the
+  hierarchy only adds cross-modality positives, it cannot undo what the density clustering separated.
+* **modality-centred (C2).** Subtract each modality's mean feature and re-normalise *before* the joint
+  clustering, so that the density clustering itself sees no modality offset (:func:`centre_by_modality`).
+
+Why C1 is the default: it is literally hierarchical (clusters of clusters), it acts at the centroid level
+as the citing sentence says, and it is conservative (one-to-one, mutual, within-modality structure
+untouched), so a wrong merge costs one pair of clusters, where a wrong eps in C2 can chain many
+identities. C2 is kept as an option for the ablation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def relabel(labels: np.ndarray) -> np.ndarray:
+    """[N] int64 consecutive ids 0..K-1 in the order of the old ids; -1 (outlier) stays -1."""
+    labels = np.asarray(labels, dtype=np.int64)
+    out = np.full_like(labels, -1)
+    keep = labels >= 0
+    if keep.any():
+        _, out[keep] = np.unique(labels[keep], return_inverse=True)
+    return out
+
+
+def modality_counts(labels: np.ndarray, modality_ids: np.ndarray, num_modalities: int) -> np.ndarray:
+    """[K, M] int64: members of each cluster (labels 0..K-1) per modality; outliers are ignored."""
+    labels, modality_ids = np.asarray(labels), np.asarray(modality_ids)
+    keep = labels >= 0
+    k = int(labels.max()) + 1 if keep.any() else 0
+    counts = np.zeros((k, num_modalities), dtype=np.int64)
+    np.add.at(counts, (labels[keep], modality_ids[keep]), 1)
+    return counts
+
+
+def mixed_share(labels: np.ndarray, modality_ids: np.ndarray, num_modalities: int) -> float:
+    """Share of clusters that hold more than one modality (0 when there is no cluster)."""
+    counts = modality_counts(labels, modality_ids, num_modalities)
+    counts = counts[counts.sum(1) > 0]
+    return float(np.mean((counts > 0).sum(1) > 1)) if len(counts) else 0.0
+
+
+def centre_by_modality(features: Tensor, modality_ids: np.ndarray) -> Tensor:
+    """[N, D] features minus their modality's mean feature, L2-normalised again.
+
+    The modality gap is, to first order, an offset shared by every image of a modality; removing it makes
+    cosine similarities comparable across modalities.
+    """
+    ids = torch.as_tensor(np.asarray(modality_ids), device=features.device)
+    out = features.clone()
+    for m in torch.unique(ids):
+        rows = ids == m
+        out[rows] = features[rows] - features[rows].mean(0, keepdim=True)
+    return F.normalize(out, dim=1)
+
+
+def cluster_centroids(features: Tensor, labels: np.ndarray, num_clusters: int | None = None) -> Tensor:
+    """[K, D] L2-normalised mean feature of each cluster 0..K-1 (outliers ignored; empty clusters 0)."""
+    labels = np.asarray(labels)
+    k = num_clusters if num_clusters is not None else (int(labels.max()) + 1 if (labels >= 0).any() else 0)
+    keep = torch.as_tensor(np.flatnonzero(labels >= 0), device=features.device)
+    target = torch.as_tensor(labels[labels >= 0], device=features.device)
+    sums = torch.zeros(k, features.shape[1], dtype=features.dtype, device=features.device)
+    sums.index_add_(0, target, features[keep])
+    return F.normalize(sums, dim=1)
+
+
+def mutual_nearest_pairs(similarity: Tensor, threshold: float) -> list[tuple[int, int, float]]:
+    """Pairs (row, col, sim) that are each other's nearest neighbour in ``similarity`` [R, C], sim >= threshold."""
+    if similarity.numel() == 0:
+        return []
+    best_col = similarity.argmax(dim=1)
+    best_row = similarity.argmax(dim=0)
+    rows = torch.arange(similarity.shape[0], device=similarity.device)
+    mutual = (best_row[best_col] == rows) & (similarity[rows, best_col] >= threshold)
+    return [(int(r), int(best_col[r]), float(similarity[r, best_col[r]])) for r in rows[mutual].tolist()]
+
+
+@dataclass
+class MergeResult:
+    """Output of :func:`cross_modality_merge`.
+
+    Attributes:
+        labels: [N] int64 merged labels, consecutive, -1 for outliers.
+        pairs: merged (visible-only cluster, other-modality-only cluster, cosine) in level-1 label ids.
+        single_modality: level-1 clusters that held one modality only (candidates for merging).
+    """
+
+    labels: np.ndarray
+    pairs: list[tuple[int, int, float]]
+    single_modality: int
+
+
+def cross_modality_merge(labels: np.ndarray, features: Tensor, modality_ids: np.ndarray, *, first: int = 0,
+                         second: int = 1, threshold: float = 0.0, rounds: int = 1,
+                         centre: bool = True) -> MergeResult:
+    """Level 2 of the hierarchy (reading C1): merge single-modality clusters across two modalities.
+
+    Args:
+        labels: [N] level-1 labels (-1 = outlier), any non-negative ids.
+        features: [N, D] L2-normalised features (rows follow ``labels``).
+        modality_ids: [N] modality index of each sample; ``first`` and ``second`` are the two modalities
+            to match (visible and infrared).
+        threshold: least cosine similarity of a merged pair's centroids.
+        rounds: each round pairs mutual nearest centroids among the clusters not yet matched.
+        centre: compare centroids of modality-centred features (:func:`centre_by_modality`).
+
+    Only a cluster whose members are all of ``first`` can merge, and only with a cluster whose members
+    are all of ``second``; each cluster merges at most once. So two samples of the same modality share a
+    merged label iff they shared a level-1 label.
+    """
+    labels = relabel(labels)
+    modality_ids = np.asarray(modality_ids)
+    num_modalities = int(max(modality_ids.max(initial=0), first, second)) + 1
+    counts = modality_counts(labels, modality_ids, num_modalities)
+    present = counts > 0
+    only = present.sum(1) == 1
+    first_only = np.flatnonzero(only & present[:, first])
+    second_only = np.flatnonzero(only & present[:, second])
+    if len(first_only) == 0 or len(second_only) == 0:
+        return MergeResult(labels, [], int(only.sum()))
+    feats = centre_by_modality(features, modality_ids) if centre else features
+    centroids = cluster_centroids(feats, labels, len(counts))
+    sim = centroids[torch.as_tensor(first_only, device=feats.device)] @ \
+        centroids[torch.as_tensor(second_only, device=feats.device)].T
+    target = np.arange(len(counts))
+    pairs: list[tuple[int, int, float]] = []
+    free_rows = np.ones(len(first_only), dtype=bool)
+    free_cols = np.ones(len(second_only), dtype=bool)
+    for _ in range(rounds):
+        r_idx, c_idx = np.flatnonzero(free_rows), np.flatnonzero(free_cols)
+        if len(r_idx) == 0 or len(c_idx) == 0:
+            break
+        sub = sim[torch.as_tensor(r_idx, device=sim.device)][:, torch.as_tensor(c_idx, device=sim.device)]
+        found = mutual_nearest_pairs(sub, threshold)
+        if not found:
+            break
+        for r, c, s in found:
+            a, b = int(first_only[r_idx[r]]), int(second_only[c_idx[c]])
+            target[b] = a
+            pairs.append((a, b, s))
+            free_rows[r_idx[r]] = False
+            free_cols[c_idx[c]] = False
+    merged = np.where(labels >= 0, target[np.maximum(labels, 0)], -1)
+    return MergeResult(relabel(merged), pairs, int(only.sum()))
