@@ -19,7 +19,7 @@ class DatasetError(ValueError):
 
 
 #: exclusion rules a protocol can name (implemented in ``reidkit.evaluation.protocols``)
-EXCLUSION_RULES = ("none", "same-id-same-camera", "sysu-location")
+EXCLUSION_RULES = ("none", "same-id-same-camera", "sysu-location", "aligned-twin")
 
 
 @dataclass
