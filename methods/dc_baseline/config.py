@@ -1,0 +1,60 @@
+"""``method_args`` of ``dc-baseline`` and the method's run defaults.
+
+The run defaults are sized for a CPU run on the synthetic ``small``/``standard`` presets (128x64 images,
+``resnet-mini`` trained from scratch). The real-data settings (ResNet-50 from ImageNet, 288x144, the AGW
+schedule) live in ``configs/dc-baseline/*.yaml``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reidkit.config import option
+
+from .gaussian import FORMS
+from .triplet import KINDS, SCOPES
+
+
+@dataclass(frozen=True)
+class DCBaselineConfig:
+    # intra-modality enhancing module (IME)
+    branches: bool = option(
+        True, help="a copy of layer4 (+ pooling, BN-neck, classifier) per modality, trained with identity "
+                   "and intra-modality triplet losses")
+    branch_weight: float = option(1.0, ge=0, help="weight of each branch's identity + intra-triplet losses")
+    # modality-invariant module (MIM)
+    consistency: str = option(
+        "w2", choices=(*FORMS, "off"),
+        help="cross-modality distribution-consistency loss between per-identity diagonal Gaussians: "
+             "symmetric KL (kl), squared 2-Wasserstein (w2), or off")
+    consistency_weight: float = option(0.5, ge=0, help="lambda_g, weight of the consistency loss")
+    consistency_space: str = option(
+        "neck", choices=("neck", "normalized"),
+        help="features the Gaussians are fitted to: the BN-neck output, or it L2-normalised")
+    variance_eps: float = option(1e-5, gt=0, help="added to every per-identity variance")
+    # shared-feature losses
+    label_smoothing: float = option(0.1, ge=0, lt=1, help="identity cross-entropy label smoothing")
+    triplet: str = option(
+        "weighted", choices=KINDS,
+        help="weighted: AGW's weighted-regularisation triplet (margin-free); hard: batch-hard with a margin")
+    triplet_margin: float = option(0.3, gt=0, help="margin of the batch-hard triplet")
+    triplet_scope: str = option(
+        "all", choices=SCOPES[:2],
+        help="shared-feature triplet pairs: all (any modality) or cross (other modalities only)")
+    # test-time feature and optimisation
+    test_feature: str = option(
+        "shared", choices=("shared", "shared+branch"),
+        help="the shared feature, or it concatenated with the branch feature of the image's own modality")
+    backbone_lr: float | None = option(
+        None, gt=0, help="learning rate of the backbone convolutions (stems, trunk, branch stages); "
+                         "None = optim.lr. AGW with ImageNet weights: optim.lr / 10")
+
+
+#: CPU-friendly defaults for the synthetic presets (see benchmarks/dc-baseline.md for the schedule check)
+RUN_DEFAULTS = {
+    "model": {"backbone": "resnet-mini", "weights": "none", "stems": "per-modality", "pooling": "gem",
+              "last_stride": 1},
+    "data": {"height": 128, "width": 64, "batch_size": 32, "instances": 4},
+    "optim": {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "momentum": 0.9, "epochs": 30,
+              "iterations": 40, "warmup_epochs": 3, "schedule": "multistep", "milestones": [15, 25],
+              "gamma": 0.1},
+}
