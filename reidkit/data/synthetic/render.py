@@ -67,15 +67,24 @@ def render_visible(person: Person, capture: Capture, camera: Camera, layers: lis
     return _to_uint8(np.clip(image, 0, 1) ** (1 / 1.3))
 
 
-def render_thermal(person: Person, capture: Capture, camera: Camera, layers: list[Layer], knobs: Knobs,
-                   height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """[H, W] uint8 thermal image: temperature and emissivity, never colour."""
+def thermal_scene(person: Person, capture: Capture, camera: Camera, layers: list[Layer], knobs: Knobs,
+                  height: int, width: int) -> np.ndarray:
+    """[H, W] float apparent temperature of the scene before the camera's optics and gain; built from
+    temperatures and emissivities only, so it cannot depend on any colour."""
     ambient = camera.ambient
     canvas = background.thermal_background(camera, capture, height, width, knobs.clutter)
     canvas = _composite(canvas, layers, lambda l: appearance.thermal_radiance(
         person, l.surface, l, capture.view, ambient, knobs.pattern_contrast))
     if capture.occluder is not None:
         canvas = background.paste_occluder(canvas, capture.occluder, ambient + capture.occluder.temperature)
+    return canvas
+
+
+def render_thermal(person: Person, capture: Capture, camera: Camera, layers: list[Layer], knobs: Knobs,
+                   height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """[H, W] uint8 thermal image: lower detail (blur), automatic gain over the frame's temperature range
+    (jittered per image), noise and column fixed-pattern noise."""
+    canvas = thermal_scene(person, capture, camera, layers, knobs, height, width)
     canvas = _blur(canvas, (knobs.thermal_blur + 0.5 * knobs.blur) * camera.blur)
     low, high = np.percentile(canvas, [1.0, 99.5])
     span = max(high - low, 0.05)

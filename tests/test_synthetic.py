@@ -1,0 +1,125 @@
+"""The synthetic generator: layout and counts, determinism, cache, dataset class, preview."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from reidkit.config import DataConfig
+from reidkit.data.datasets.synthetic import SyntheticDataset
+from reidkit.data.synthetic import PARTS, PRESETS, cached_root, generate, preview, read_mask
+from reidkit.data.synthetic.writer import split_ids
+
+
+def _files(root: Path) -> dict[str, str]:
+    """relative path -> sha1 of every file under root"""
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return generate("tiny", tmp_path_factory.mktemp("synth") / "tiny", seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny3m(tmp_path_factory) -> Path:
+    return generate("tiny-3m", tmp_path_factory.mktemp("synth") / "tiny3m", seed=0, progress=False)
+
+
+def test_layout_and_counts_match_the_preset(tiny):
+    preset = PRESETS["tiny"]
+    ds = SyntheticDataset.from_root(tiny)
+    assert ds.name == "synthetic" and ds.modalities == ("infrared", "visible")
+    assert ds.num_train_ids == preset.train_ids
+    for split, samples in (("train", ds.train), ("test", [s for p in ds.protocols.values() for s in p.query])):
+        for modality, count in preset.images(split).items():
+            got = [s for s in samples if s.modality == modality]
+            assert len(got) == count, (split, modality)
+            assert {s.camera for s in got} == set(preset.cameras[modality])
+            assert all(s.mask_path and Path(s.mask_path).is_file() for s in got)
+    ids = split_ids(preset)
+    assert {s.person_id for s in ds.train} == set(ids["train"])
+    assert not set(ids["train"]) & set(ids["test"])
+    assert set(ds.protocols) == {"visible-to-infrared", "infrared-to-visible"}
+    vis, ir = PRESETS["tiny"].cameras["visible"], PRESETS["tiny"].cameras["infrared"]
+    assert not set(vis) & set(ir)  # SYSU-like: every camera belongs to one modality
+    meta = json.loads((tiny / "synthetic.json").read_text())
+    assert meta["preset"] == "tiny" and meta["images"]["train"] == preset.images("train")
+
+
+def test_images_are_colour_or_grey_and_masks_fit_them(tiny):
+    for image in sorted((tiny / "train").rglob("*.png"))[::7]:
+        rel = image.relative_to(tiny)
+        mask = read_mask(tiny / "masks" / rel)
+        with Image.open(image) as img:
+            assert img.mode == ("RGB" if rel.parts[1] == "visible" else "L")
+            assert img.size == (mask.shape[1], mask.shape[0]) == (PRESETS["tiny"].width, PRESETS["tiny"].height)
+        assert mask.max() < len(PARTS)
+        assert (mask > 0).mean() > 0.08  # a person is there
+        assert {1, 2, 4} <= set(np.unique(mask))  # head, torso and legs visible in every capture
+
+
+def test_generation_is_deterministic_and_seeded(tiny, tmp_path):
+    again = generate("tiny", tmp_path / "again", seed=0, progress=False)
+    assert _files(again) == _files(tiny)
+    other = generate("tiny", tmp_path / "other", seed=1, progress=False)
+    first, second = _files(tiny), _files(other)
+    images = [k for k in first if k.startswith("train/") and k in second]
+    assert images and sum(first[k] != second[k] for k in images) == len(images)
+
+
+def test_aligned_three_modality_preset_shares_geometry(tiny3m):
+    ds = SyntheticDataset.from_root(tiny3m)
+    assert ds.modalities == ("nir", "tir", "visible")
+    stems = {m: sorted(str(p.relative_to(tiny3m / "train" / m)) for p in (tiny3m / "train" / m).rglob("*.png"))
+             for m in ds.modalities}
+    assert stems["visible"] == stems["nir"] == stems["tir"]
+    assert len(stems["visible"]) == PRESETS["tiny-3m"].images("train")["visible"]
+    some = stems["visible"][0]
+    masks = [read_mask(tiny3m / "masks" / "train" / m / some) for m in ds.modalities]
+    assert all(np.array_equal(masks[0], m) for m in masks[1:])
+    assert len(ds.protocols) == 6
+
+
+def test_knob_overrides_change_images_and_bad_names_fail(tiny, tmp_path):
+    noisy = generate("tiny", tmp_path / "noisy", seed=0, progress=False, noise=0.2)
+    a = np.asarray(Image.open(next((tiny / "train" / "visible").rglob("*.png"))), dtype=float)
+    b = np.asarray(Image.open(next((noisy / "train" / "visible").rglob("*.png"))), dtype=float)
+    assert np.abs(a - b).mean() > 5
+    with pytest.raises(TypeError, match="unknown synthetic knob"):
+        generate("tiny", tmp_path / "bad", progress=False, nosie=0.1)
+    with pytest.raises(ValueError, match="unknown synthetic preset"):
+        generate("huge", tmp_path / "bad2", progress=False)
+    with pytest.raises(FileExistsError):
+        generate("tiny", tiny, progress=False)
+
+
+def test_cached_root_generates_once_atomically(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = cached_root("tiny", seed=3)
+    assert root.is_relative_to(tmp_path / "cache" / "reidkit") and (root / "synthetic.json").is_file()
+    stamp = (root / "synthetic.json").stat().st_mtime_ns
+    assert cached_root("tiny", seed=3) == root
+    assert (root / "synthetic.json").stat().st_mtime_ns == stamp  # reused, not regenerated
+    assert [p.name for p in root.parent.iterdir()] == [root.name]  # no temporary folder left behind
+
+    ds = SyntheticDataset.from_config(DataConfig(dataset="synthetic", preset="tiny", root=None))
+    assert ds.num_train_ids == PRESETS["tiny"].train_ids and ds.root.startswith(str(tmp_path / "cache"))
+
+
+def test_dataset_from_config_uses_root_when_given(tiny):
+    ds = SyntheticDataset.from_config(DataConfig(dataset="synthetic", root=str(tiny)))
+    assert ds.root == str(tiny) and len(ds.train) == sum(PRESETS["tiny"].images("train").values())
+
+
+def test_preview_shows_identities_by_modality(tiny, tmp_path):
+    out = preview(tiny, tmp_path / "p.png", identities=3)
+    with Image.open(out) as img:
+        assert img.width > img.height / 3 and img.height >= 3 * 128
+        pixels = np.asarray(img.convert("L"))
+    assert pixels.std() > 20
