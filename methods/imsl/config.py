@@ -1,0 +1,85 @@
+"""IMSL's method arguments (``method_args``) and the rules that turn them into numbers.
+
+Every module of the paper is a switch (METHODS.md §3): ``clustering`` (MMC or plain k-means), ``mil``,
+``smr`` and ``mmre``. The official code's behaviours are options whose default is the official value:
+
+* ``channel_exchange`` (true): every *visible* training image has one of R/G/B copied into all three
+  channels (ChannelExchange, gray=2), so colour is never seen in training (§3.4, §3.12.3).
+* ``mixed_bn`` (true): the images of every modality go through the trunk as one concatenated batch, so
+  BatchNorm statistics mix the modalities (§3.3, §7.7); false runs one forward per modality.
+* the shared stem is the run config's ``model.stems: shared`` (the backbone's default); ``per-modality``
+  gives every modality (and its masks) its own conv1/bn1.
+* ``mask_bn_stats`` (true): mask batches update the BatchNorm running statistics, as in the official
+  code where masks go through the same network in train mode (§3.12.8).
+* ``mmre`` (false): MMRE is not in the released code; the reconstruction of §3.10 is opt-in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reidkit.config import option
+
+RELIABILITY_KINDS = ("centroid-distance", "margin", "mask-agreement")
+SHAPE_SOURCES = ("auto", "masks", "silhouette")
+
+
+@dataclass(frozen=True)
+class IMSLConfig:
+    # -- MMC: modality mean clustering (§3.6) ---------------------------------------------------------
+    clustering: str = option("mmc", choices=("mmc", "kmeans"),
+                             help="mmc: centroid = mean of the per-modality means (official); "
+                                  "kmeans: centroid = mean of all members (the MMC-off ablation)")
+    clusters: int = option(0, ge=0, help="K; 0 = clusters_per_id x identities (see cluster_count)")
+    clusters_per_id: float = option(1.2, gt=0, help="K = round(clusters_per_id x training identities)")
+    images_per_cluster: int = option(4, ge=1,
+                                     help="when the identity count is unknown: K = N / (modalities x this)")
+    kmeans_iterations: int = option(5, ge=1, help="k-means iterations per epoch (official 5)")
+
+    # -- MIL: modality-aware invariant learning (§3.7) ------------------------------------------------
+    mil: bool = option(True, help="(cluster, modality) proxy losses; false = plain cluster-memory InfoNCE")
+    mil_temperature: float = option(0.10, gt=0, help="proxy logit temperature (official 0.10)")
+    mil_momentum: float = option(0.2, ge=0, lt=1, help="proxy memory: weight of the old value (official 0.2)")
+    hard_negatives: int = option(40, ge=1, help="hard negative proxies per sample (official 40)")
+    online_positives: int = option(0, ge=0, help="posK of the online loss; 0 = the number of modalities")
+    online_beta: float = option(0.0, ge=0, le=1,
+                                help="online ranking r = (1-beta) <p_own, p> + beta <f, p> (official 0)")
+    offline_weight: float = option(1.0, ge=0, help="weight of the offline association loss")
+    online_weight: float = option(1.0, ge=0, help="weight of the online association loss")
+    cluster_temperature: float = option(0.05, gt=0, help="InfoNCE temperature of the MIL-off cluster memory")
+    cluster_momentum: float = option(0.2, ge=0, lt=1, help="MIL-off cluster memory: weight of the old value")
+
+    # -- SMR: shape-based mutual reinforcement (§3.8) -------------------------------------------------
+    smr: bool = option(True, help="shape branch: mask-cluster CE + image-to-mask alignment")
+    shape_source: str = option("auto", choices=SHAPE_SOURCES,
+                               help="auto: the dataset's masks when every training image has one, else "
+                                    "the silhouette estimate; masks: require them; silhouette: always estimate")
+    smr_temperature: float = option(0.05, gt=0, help="mask-cluster memory temperature (official 0.05)")
+    smr_label_smoothing: float = option(0.1, ge=0, lt=1, help="label smoothing of the mask CE (official 0.1)")
+    smr_momentum: float = option(0.2, ge=0, lt=1, help="mask-cluster memory: weight of the old value")
+    smr_align_weight: float = option(0.25, ge=0, help="weight of the image-to-mask alignment (official 0.25)")
+
+    # -- MMRE: multi-modality reliability estimation (§3.10, reconstructed) -----------------------------
+    mmre: bool = option(False, help="per-sample weights normalised per modality on L_off, L_on, L_ce")
+    mmre_reliability: str = option("centroid-distance", choices=RELIABILITY_KINDS,
+                                   help="what makes a pseudo-label reliable (see mmre.py)")
+
+    # -- official-code behaviours (module docstring) -------------------------------------------------
+    channel_exchange: bool = option(True, help="ChannelExchange(gray=2) on every visible training image")
+    mixed_bn: bool = option(True, help="one trunk forward over all modalities (mixed-modality BatchNorm)")
+    mask_bn_stats: bool = option(True, help="mask batches update BatchNorm running statistics (official)")
+
+
+def cluster_count(cfg: IMSLConfig, *, num_train: int, num_train_ids: int | None, num_modalities: int) -> int:
+    """K for MMC.
+
+    ``cfg.clusters`` when set; else ``round(clusters_per_id x num_train_ids)`` (K = 200 for RGBNT201's 171
+    identities is 1.17x); else, with no identity count, ``num_train / (num_modalities x images_per_cluster)``,
+    i.e. enough images per cluster and modality to fill one P x K batch slot. Never below 2.
+    """
+    if cfg.clusters:
+        k = cfg.clusters
+    elif num_train_ids:
+        k = round(cfg.clusters_per_id * num_train_ids)
+    else:
+        k = num_train // (max(num_modalities, 1) * cfg.images_per_cluster)
+    return max(2, min(int(k), num_train))

@@ -1,0 +1,219 @@
+"""The IMSL method plugin: MMC pseudo-labels, MIL proxy losses, the SMR shape branch and MMRE weights.
+
+Per epoch (``prepare_epoch``, METHODS.md §3.5): embed the training set; cluster it with MMC (K clusters,
+every sample labelled); build the (cluster, modality) proxies and their memory from the mean image
+features (MIL), the mask-cluster memory from the mean mask features (SMR), and the MMRE weights. Per step
+(``training_step``): one forward of every modality's images (concatenated: mixed-modality BatchNorm), one
+forward of each modality's masks, and the losses
+
+    mil_offline + mil_online                         (MIL; or ``cluster_nce`` with mil: false)
+    smr_ce + smr_align (the latter already x 0.25)   (SMR)
+
+MIL terms are averaged within each modality and summed over modalities, as in the official code. Every
+switch and official behaviour is documented in :mod:`reidkit_methods.imsl.config`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from reidkit.method import BuildContext, EpochContext, EpochPlan, Method, ModalBatch
+from reidkit_methods.imsl.config import IMSLConfig, cluster_count
+from reidkit_methods.imsl.memory_bank import similarities
+from reidkit_methods.imsl.mil import offline_association_loss, online_association_loss, online_ranking
+from reidkit_methods.imsl.mmc import mmc
+from reidkit_methods.imsl.mmre import reliability_weights
+from reidkit_methods.imsl.proxies import build_proxies, group_means
+from reidkit_methods.imsl.smr import (ProjectionHead, alignment_loss, frozen_bn_stats, mask_cluster_loss,
+                                      silhouette)
+
+log = logging.getLogger(__name__)
+
+#: CPU-friendly defaults for the synthetic ``small`` preset (a default run takes minutes on 2 cores).
+#: Real-data configs (configs/imsl/*.yaml) restore the official values.
+CPU_DEFAULTS: Mapping[str, Any] = {
+    "data": {"height": 64, "width": 32, "batch_size": 32, "instances": 4},
+    "model": {"backbone": "resnet-mini", "weights": "none", "pooling": "gem", "gem_p": 3.0,
+              "last_stride": 1, "stems": "shared"},
+    "optim": {"optimizer": "adam", "lr": 3.5e-4, "weight_decay": 5e-4, "epochs": 8, "iterations": 40,
+              "schedule": "step", "step_size": 6, "gamma": 0.1},
+}
+
+
+def group_sum_of_means(per_sample: Tensor, sizes: Sequence[int]) -> Tensor:
+    """Sum over consecutive groups (one per modality) of the group's mean; [sum(sizes)] -> scalar."""
+    return sum(part.mean() for part in torch.split(per_sample, list(sizes)) if part.numel())
+
+
+class IMSL(Method):
+    """Inter-modality similarity learning (Pang et al., TCSVT 2024), for 2 or 3 modalities."""
+
+    name: ClassVar[str] = "imsl"
+    Config: ClassVar[type] = IMSLConfig
+    uses_labels: ClassVar[bool] = False
+    needs_masks: ClassVar[bool] = True
+    run_defaults: ClassVar[Mapping[str, Any]] = CPU_DEFAULTS
+
+    def __init__(self, cfg: IMSLConfig, build: BuildContext) -> None:
+        super().__init__(cfg, build)
+        self.modalities = tuple(build.modalities)
+        self.backbone = build.build_backbone()
+        self.projection = ProjectionHead(self.backbone.feat_dim) if cfg.smr else None
+        self.k = cluster_count(cfg, num_train=build.num_train, num_train_ids=build.num_train_ids,
+                               num_modalities=len(self.modalities))
+        # the engine reads needs_masks on the instance: masks are loaded only when SMR reads them from disk
+        self.needs_masks = cfg.smr and cfg.shape_source != "silhouette"
+        self.shape_from_image = cfg.smr and cfg.shape_source == "silhouette"
+        # per-epoch state, rebuilt by prepare_epoch (not saved in checkpoints)
+        for name in ("proxy_memory", "cluster_memory", "mask_memory", "sample_weight"):
+            self.register_buffer(name, torch.zeros(0), persistent=False)
+        for name in ("sample_proxy", "proxy_cluster", "proxy_modality"):
+            self.register_buffer(name, torch.zeros(0, dtype=torch.int64), persistent=False)
+
+    # -- per epoch -----------------------------------------------------------------------------------
+    def prepare_epoch(self, ctx: EpochContext) -> EpochPlan:
+        cfg = self.cfg
+        device = ctx.device
+        num_modalities = len(ctx.modalities)
+        modality_ids = torch.as_tensor(ctx.modality_ids, dtype=torch.int64, device=device)
+        feats = ctx.features().to(device).float()
+
+        t0 = time.perf_counter()
+        labels, centroids = mmc(feats, modality_ids, self.k, iterations=cfg.kmeans_iterations,
+                                generator=ctx.generator, update=cfg.clustering)
+        info: dict[str, float] = {"k": float(self.k), "time_cluster_s": time.perf_counter() - t0}
+        num_clusters = int(centroids.shape[0])
+
+        if cfg.mil:
+            proxies = build_proxies(labels, modality_ids, num_modalities)
+            self.proxy_memory = group_means(feats, proxies.proxy_of_sample, proxies.num_proxies)
+            self.sample_proxy = proxies.proxy_of_sample
+            self.proxy_cluster = proxies.proxy_cluster
+            self.proxy_modality = proxies.proxy_modality
+            info["proxies"] = float(proxies.num_proxies)
+        else:
+            self.cluster_memory = group_means(feats, labels, num_clusters)
+
+        mask_feats = None
+        if cfg.smr:
+            t1 = time.perf_counter()
+            mask_feats = self._mask_features(ctx).to(device).float()
+            self.mask_memory = group_means(mask_feats, labels, num_clusters)
+            info["time_mask_features_s"] = time.perf_counter() - t1
+            info["shape_from_image"] = float(self.shape_from_image)
+
+        if cfg.mmre:
+            self.sample_weight = reliability_weights(
+                cfg.mmre_reliability, feats=feats, labels=labels, centroids=centroids, modality_ids=modality_ids,
+                num_modalities=num_modalities, mask_feats=mask_feats,
+                mask_centroids=self.mask_memory if cfg.smr else None)
+            info["mmre_weight_min"] = float(self.sample_weight.min())
+            info["mmre_weight_max"] = float(self.sample_weight.max())
+        return EpochPlan(labels=labels.cpu().numpy(), sampler="per-modality", info=info)
+
+    def _mask_features(self, ctx: EpochContext) -> Tensor:
+        """[N, D] features of the training shape maps: the dataset's masks or the silhouette estimate."""
+        cfg = self.cfg
+        have = sum(s.mask_path is not None for s in ctx.train)
+        if cfg.shape_source == "masks" and have < len(ctx.train):
+            missing = next(s.path for s in ctx.train if s.mask_path is None)
+            raise FileNotFoundError(
+                f"method_args.shape_source=masks but {len(ctx.train) - have} of {len(ctx.train)} training images "
+                f"have no mask (e.g. {missing}); set data.mask_root or use shape_source=auto|silhouette")
+        if cfg.shape_source == "auto":
+            from_image = have < len(ctx.train)
+            if from_image and not self.shape_from_image:
+                log.warning("%d of %d training images have no shape mask: SMR uses the built-in silhouette "
+                            "estimate for all of them (set data.mask_root for real masks)",
+                            len(ctx.train) - have, len(ctx.train))
+            self.shape_from_image = from_image
+            self.needs_masks = not from_image
+        if self.shape_from_image:
+            return ctx.extract(view=silhouette, source="image")
+        return ctx.extract(source="mask")
+
+    # -- per step ------------------------------------------------------------------------------------
+    def _forward_images(self, images: Mapping[str, Tensor]) -> dict[str, dict[str, Tensor]]:
+        if self.cfg.mixed_bn:
+            return self.backbone.forward_multi(images)
+        return {m: self.backbone(x, m) for m, x in images.items()}
+
+    def training_step(self, batch: Mapping[str, ModalBatch]) -> dict[str, Tensor]:
+        cfg = self.cfg
+        order = [m for m in self.modalities if m in batch]
+        sizes = [len(batch[m]) for m in order]
+        outs = self._forward_images({m: batch[m].images for m in order})
+        feats = F.normalize(torch.cat([outs[m]["feat"] for m in order]), dim=1)
+        labels = torch.cat([batch[m].labels for m in order])
+        indices = torch.cat([batch[m].indices for m in order])
+        weight = self.sample_weight[indices] if cfg.mmre else None
+
+        def weighted(per_sample: Tensor) -> Tensor:
+            return per_sample if weight is None else per_sample * weight.to(per_sample.dtype)
+
+        losses: dict[str, Tensor] = {}
+        if cfg.mil:
+            losses.update(self._mil_losses(feats, labels, indices, sizes, weighted))
+        else:
+            sims = similarities(feats, self.cluster_memory, labels, cfg.cluster_momentum)
+            nce = F.cross_entropy(sims / cfg.cluster_temperature, labels, reduction="none")
+            losses["cluster_nce"] = group_sum_of_means(weighted(nce), sizes)
+        if cfg.smr:
+            pooled = torch.cat([outs[m]["pool"] for m in order])
+            losses.update(self._smr_losses(batch, order, pooled, labels, weighted))
+        return losses
+
+    def _mil_losses(self, feats: Tensor, labels: Tensor, indices: Tensor, sizes: Sequence[int],
+                    weighted: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+        cfg = self.cfg
+        own = self.sample_proxy[indices]
+        sims = similarities(feats, self.proxy_memory, own, cfg.mil_momentum)  # the memory moves in backward
+        ranking = online_ranking(sims, self.proxy_memory, own, cfg.online_beta)
+        offline = offline_association_loss(sims, labels, self.proxy_cluster, temperature=cfg.mil_temperature,
+                                           hard_negatives=cfg.hard_negatives)
+        online = online_association_loss(sims, ranking, self.proxy_modality, num_modalities=len(self.modalities),
+                                         temperature=cfg.mil_temperature, hard_negatives=cfg.hard_negatives,
+                                         positives=cfg.online_positives or len(self.modalities))
+        out = {}
+        if cfg.offline_weight:
+            out["mil_offline"] = cfg.offline_weight * group_sum_of_means(weighted(offline), sizes)
+        if cfg.online_weight:
+            out["mil_online"] = cfg.online_weight * group_sum_of_means(weighted(online), sizes)
+        return out
+
+    def _smr_losses(self, batch: Mapping[str, ModalBatch], order: Sequence[str], pooled: Tensor, labels: Tensor,
+                    weighted: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+        cfg = self.cfg
+        parts = []
+        with frozen_bn_stats(self.backbone, frozen=not cfg.mask_bn_stats):
+            for m in order:  # one forward per modality, as the official code does for masks
+                b = batch[m]
+                if self.shape_from_image:
+                    masks = silhouette(b.images)
+                elif b.masks is None:
+                    raise ValueError(f"SMR needs masks, but the {m} batch has none (needs_masks was off?)")
+                else:
+                    masks = b.masks
+                parts.append(self.backbone(masks, m)["feat"])
+        mask_feats = F.normalize(torch.cat(parts), dim=1)
+        sims = similarities(mask_feats, self.mask_memory, labels, cfg.smr_momentum)
+        ce = mask_cluster_loss(sims, labels, temperature=cfg.smr_temperature,
+                               label_smoothing=cfg.smr_label_smoothing)
+        out = {"smr_ce": weighted(ce).mean()}
+        if cfg.smr_align_weight:
+            out["smr_align"] = cfg.smr_align_weight * alignment_loss(self.projection(pooled), mask_feats)
+        return out
+
+    # -- hooks ---------------------------------------------------------------------------------------
+    def train_transforms(self, modality: str) -> Sequence[Callable] | None:
+        """Official: ChannelExchange(gray=2) on every visible training image; the standard pipeline else."""
+        if not (self.cfg.channel_exchange and modality == "visible"):
+            return None
+        from reidkit.data.transforms import ChannelExchange, train_transform
+
+        return [train_transform(self.build.image_size, extra=[ChannelExchange(gray=2)])]

@@ -1,0 +1,290 @@
+"""IMSL: MMC, proxies, MIL losses, SMR pieces, MMRE weights, the contract on 2 and 3 modalities."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reidkit_methods.imsl import IMSL, IMSLConfig
+from reidkit_methods.imsl.config import cluster_count
+from reidkit_methods.imsl.memory_bank import similarities
+from reidkit_methods.imsl.mil import (hardest, offline_association_loss, online_association_loss,
+                                      online_positives, online_ranking, selected_softmax_loss)
+from reidkit_methods.imsl.mmc import member_mean_centroids, mmc, modality_mean_centroids
+from reidkit_methods.imsl.mmre import normalise_per_modality, reliability_weights
+from reidkit_methods.imsl.proxies import build_proxies, group_means
+from reidkit_methods.imsl.smr import (IMAGENET_MEAN, IMAGENET_STD, alignment_loss, frozen_bn_stats,
+                                      mask_cluster_loss, otsu_threshold, silhouette)
+
+
+# ------------------------------------------------------------------------------------------------------
+# MMC
+# ------------------------------------------------------------------------------------------------------
+def test_mmc_centroid_is_the_mean_of_the_modality_means_on_a_hand_case():
+    # cluster 0: three visible samples at x=0 and one infrared at x=4 -> modality means 0 and 4 -> centroid 2
+    # (the plain member mean would be 1: the dominant modality pulls it)
+    feats = torch.tensor([[0.0, 0], [0, 0], [0, 0], [4, 0], [10, 2], [10, 6]])
+    labels = torch.tensor([0, 0, 0, 0, 1, 1])
+    modality = torch.tensor([0, 0, 0, 1, 0, 0])
+    centroids, present = modality_mean_centroids(feats, labels, modality, 3, 2)
+    assert torch.allclose(centroids[0], torch.tensor([2.0, 0]))
+    assert torch.allclose(centroids[1], torch.tensor([10.0, 4]))  # one modality present: its mean
+    assert present.tolist() == [True, True, False]
+    plain, _ = member_mean_centroids(feats, labels, modality, 3, 2)
+    assert torch.allclose(plain[0], torch.tensor([1.0, 0]))
+
+
+def test_mmc_three_modalities_weighs_each_modality_equally():
+    feats = torch.tensor([[3.0], [3.0], [3.0], [6.0], [0.0]])
+    labels = torch.zeros(5, dtype=torch.int64)
+    modality = torch.tensor([0, 0, 0, 1, 2])
+    centroids, _ = modality_mean_centroids(feats, labels, modality, 1, 3)
+    assert centroids[0].item() == pytest.approx(3.0)  # (3 + 6 + 0) / 3, not 18 / 5
+
+
+def test_mmc_clusters_are_mostly_pure_and_centroids_match_the_final_labels():
+    centres = F.normalize(torch.randn(6, 16, generator=torch.Generator().manual_seed(0)), dim=1)
+    truth = torch.arange(6).repeat_interleave(8)
+    modality = torch.arange(2).repeat(24)
+    offset = torch.where(modality.unsqueeze(1) == 1, 0.05, -0.05) * torch.ones(1, 16)  # a modality gap
+    noise = 0.01 * torch.randn(48, 16, generator=torch.Generator().manual_seed(1))
+    feats = F.normalize(centres[truth] + offset + noise, dim=1)
+    for seed in range(5):
+        # the official initialisation (one random sample per modality, averaged) often starts between two
+        # identities, so k-means can merge a pair: over-cluster (as K = 1.2 x ids does) and ask for purity
+        labels, centroids = mmc(feats, modality, 24, iterations=10, generator=np.random.default_rng(seed))
+        assert labels.min() == 0 and labels.max() == centroids.shape[0] - 1
+        purity = sum(int(torch.bincount(truth[labels == k]).max()) for k in range(centroids.shape[0])) / 48
+        assert purity >= 0.8
+        expected, _ = modality_mean_centroids(feats, labels, modality, centroids.shape[0], 2)
+        assert torch.allclose(centroids, expected, atol=1e-6)
+
+
+def test_mmc_drops_empty_clusters_and_is_deterministic_per_generator():
+    feats = F.normalize(torch.randn(20, 8, generator=torch.Generator().manual_seed(1)), dim=1)
+    modality = torch.arange(2).repeat(10)
+    a, ca = mmc(feats, modality, 20, generator=np.random.default_rng(3))
+    b, cb = mmc(feats, modality, 20, generator=np.random.default_rng(3))
+    assert torch.equal(a, b) and torch.equal(ca, cb)
+    assert sorted(set(a.tolist())) == list(range(ca.shape[0]))  # consecutive, no empty cluster left
+
+
+def test_cluster_count_rule():
+    cfg = IMSLConfig()
+    assert cluster_count(cfg, num_train=4000, num_train_ids=171, num_modalities=3) == 205
+    assert cluster_count(IMSLConfig(clusters=200), num_train=4000, num_train_ids=171, num_modalities=3) == 200
+    assert cluster_count(cfg, num_train=800, num_train_ids=None, num_modalities=2) == 100  # 800 / (2 x 4)
+
+
+# ------------------------------------------------------------------------------------------------------
+# proxies
+# ------------------------------------------------------------------------------------------------------
+def test_proxies_cover_every_cluster_modality_pair_exactly_once():
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 2, 0])
+    modality = torch.tensor([0, 1, 0, 2, 2, 1, 1, 0])
+    idx = build_proxies(labels, modality, 3)
+    pairs = set(zip(labels.tolist(), modality.tolist()))
+    assert idx.num_proxies == len(pairs) == 5
+    got = set(zip(idx.proxy_cluster.tolist(), idx.proxy_modality.tolist()))
+    assert got == pairs
+    for i in range(len(labels)):  # each sample's proxy is its own pair
+        p = idx.proxy_of_sample[i]
+        assert (idx.proxy_cluster[p].item(), idx.proxy_modality[p].item()) == (labels[i].item(), modality[i].item())
+    assert idx.proxies_of_cluster(1).tolist() == [2, 3]
+    assert idx.proxies_of_modality(1).tolist() == [1, 4]
+
+
+def test_group_means_are_normalised_member_means():
+    feats = torch.tensor([[1.0, 0], [0, 1], [3, 4]])
+    out = group_means(feats, torch.tensor([0, 0, 1]), 2)
+    assert torch.allclose(out[0], F.normalize(torch.tensor([0.5, 0.5]), dim=0))
+    assert torch.allclose(out[1], torch.tensor([0.6, 0.8]))
+
+
+# ------------------------------------------------------------------------------------------------------
+# MIL
+# ------------------------------------------------------------------------------------------------------
+def _proxy_setup(seed=0, clusters=5, modalities=3, batch=7, dim=8):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(clusters).repeat_interleave(modalities)
+    modality = torch.arange(modalities).repeat(clusters)
+    idx = build_proxies(labels, modality, modalities)
+    memory = F.normalize(torch.randn(idx.num_proxies, dim, generator=g), dim=1)
+    feats = F.normalize(torch.randn(batch, dim, generator=g), dim=1)
+    own = torch.randint(0, idx.num_proxies, (batch,), generator=g)
+    return idx, memory, feats, own
+
+
+def test_online_positives_are_the_nearest_proxy_of_each_modality():
+    idx, memory, feats, own = _proxy_setup()
+    ranking = online_ranking(feats @ memory.T, memory, own)
+    pos = online_positives(ranking, idx.proxy_modality, 3, k=3)
+    for i in range(len(own)):
+        expected = set()
+        for m in range(3):
+            cand = idx.proxies_of_modality(m)
+            expected.add(int(cand[ranking[i, cand].argmax()]))
+        assert set(torch.nonzero(pos[i]).squeeze(1).tolist()) == expected
+        assert pos[i, own[i]]  # the own proxy is its modality's nearest (similarity 1)
+    # posK = 2 keeps the two best-ranked candidates
+    pos2 = online_positives(ranking, idx.proxy_modality, 3, k=2)
+    assert (pos2.sum(1) == 2).all() and (pos2 <= pos).all()
+
+
+def test_online_positives_with_a_missing_modality():
+    ranking = torch.tensor([[0.9, 0.1, 0.5]])
+    pos = online_positives(ranking, torch.tensor([0, 0, 2]), 3, k=3)
+    assert pos.tolist() == [[True, False, True]]
+
+
+def _brute_force_loss(logits_row, pos_ids, neg_ids):
+    sel = list(pos_ids) + list(neg_ids)
+    denom = torch.logsumexp(logits_row[sel], dim=0)
+    return -sum(logits_row[a] - denom for a in pos_ids) / len(pos_ids)
+
+
+def test_offline_loss_matches_a_brute_force_reference():
+    idx, memory, feats, own = _proxy_setup(seed=1)
+    clusters = idx.proxy_cluster[own]
+    sims = feats @ memory.T
+    loss = offline_association_loss(sims, clusters, idx.proxy_cluster, temperature=0.1, hard_negatives=4)
+    for i in range(len(own)):
+        pos_ids = idx.proxies_of_cluster(int(clusters[i])).tolist()
+        others = [j for j in range(idx.num_proxies) if j not in pos_ids]
+        neg_ids = sorted(others, key=lambda j: -sims[i, j].item())[:4]
+        assert loss[i].item() == pytest.approx(_brute_force_loss(sims[i] / 0.1, pos_ids, neg_ids).item(), rel=1e-5)
+
+
+def test_online_loss_matches_a_brute_force_reference():
+    idx, memory, feats, own = _proxy_setup(seed=2)
+    sims = feats @ memory.T
+    ranking = online_ranking(sims, memory, own)
+    loss = online_association_loss(sims, ranking, idx.proxy_modality, num_modalities=3, temperature=0.1,
+                                   hard_negatives=5, positives=3)
+    for i in range(len(own)):
+        pos_ids = [int(c[ranking[i, c].argmax()]) for c in (idx.proxies_of_modality(m) for m in range(3))]
+        others = [j for j in range(idx.num_proxies) if j not in pos_ids]
+        neg_ids = sorted(others, key=lambda j: -ranking[i, j].item())[:5]
+        assert loss[i].item() == pytest.approx(_brute_force_loss(sims[i] / 0.1, pos_ids, neg_ids).item(), rel=1e-5)
+
+
+def test_hardest_never_returns_excluded_entries_when_few_candidates():
+    scores = torch.tensor([[0.1, 0.9, 0.5]])
+    exclude = torch.tensor([[False, True, True]])
+    assert hardest(scores, exclude, 40).tolist() == [[True, False, False]]
+    loss = selected_softmax_loss(scores, exclude, hardest(scores, exclude, 40))
+    assert torch.isfinite(loss).all()
+
+
+def test_memory_update_in_backward_uses_old_value_weight():
+    bank = F.normalize(torch.tensor([[1.0, 0], [0, 1]]), dim=1)
+    f = torch.tensor([[0.0, 1.0]], requires_grad=True)
+    sims = similarities(f, bank, torch.tensor([0]), 0.2)
+    assert torch.equal(bank[0], torch.tensor([1.0, 0]))  # forward leaves the memory alone
+    sims.sum().backward()
+    assert torch.allclose(f.grad, torch.tensor([[1.0, 1.0]]))  # gradient against the old memory
+    assert torch.allclose(bank[0], F.normalize(torch.tensor([0.2, 0.8]), dim=0))
+    assert torch.equal(bank[1], torch.tensor([0.0, 1.0]))
+
+
+# ------------------------------------------------------------------------------------------------------
+# SMR
+# ------------------------------------------------------------------------------------------------------
+def test_mask_cluster_loss_is_label_smoothed_cross_entropy():
+    sims = torch.tensor([[0.5, 0.1, -0.2]])
+    got = mask_cluster_loss(sims, torch.tensor([0]), temperature=0.05, label_smoothing=0.1)
+    logp = torch.log_softmax(sims / 0.05, dim=1)[0]
+    target = torch.tensor([0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3])
+    assert got.item() == pytest.approx(-(target * logp).sum().item(), rel=1e-6)
+
+
+def test_alignment_loss_sends_no_gradient_to_the_mask_branch():
+    h = F.normalize(torch.randn(4, 6), dim=1).requires_grad_(True)
+    g = F.normalize(torch.randn(4, 6), dim=1).requires_grad_(True)
+    alignment_loss(h, g).backward()
+    assert h.grad is not None and g.grad is None
+    assert alignment_loss(g.detach(), g.detach()).item() == pytest.approx(-1.0)
+
+
+def test_frozen_bn_stats_keeps_running_statistics():
+    bn = torch.nn.BatchNorm1d(3)
+    with frozen_bn_stats(bn):
+        bn(torch.randn(8, 3) + 5)
+    assert torch.equal(bn.running_mean, torch.zeros(3)) and bn.momentum == 0.1
+    bn(torch.randn(8, 3) + 5)
+    assert bn.running_mean.abs().sum() > 0
+
+
+def _normalise(img):
+    m = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    s = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (img - m) / s
+
+
+def test_silhouette_finds_a_person_shaped_region_on_a_noisy_background():
+    g = torch.Generator().manual_seed(0)
+    img = 0.3 + 0.05 * torch.rand(2, 3, 32, 16, generator=g)
+    img[0, :, 6:28, 4:12] = torch.tensor([0.9, 0.2, 0.1]).view(3, 1, 1)  # red figure
+    img[1, :, 4:30, 5:11] = 0.05  # dark figure (infrared-like)
+    out = silhouette(_normalise(img))
+    white = _normalise(torch.ones(1, 3, 1, 1)).view(3)
+    fg = torch.isclose(out[:, 0], white[0])
+    truth = torch.zeros(2, 32, 16, dtype=torch.bool)
+    truth[0, 6:28, 4:12] = True
+    truth[1, 4:30, 5:11] = True
+    iou = (fg & truth).flatten(1).sum(1).float() / (fg | truth).flatten(1).sum(1).float()
+    assert (iou > 0.8).all(), iou
+    assert torch.equal(silhouette(_normalise(img)), out)  # deterministic
+
+
+def test_otsu_threshold_splits_two_modes():
+    values = torch.cat([torch.full((50,), 1.0), torch.full((50,), 5.0)]).view(1, 100)
+    t = otsu_threshold(values)
+    assert 1.0 < t.item() < 5.0
+
+
+# ------------------------------------------------------------------------------------------------------
+# MMRE
+# ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["centroid-distance", "margin", "mask-agreement"])
+def test_reliability_weights_average_one_per_modality(kind):
+    g = torch.Generator().manual_seed(0)
+    feats = F.normalize(torch.randn(60, 8, generator=g), dim=1)
+    modality = torch.arange(3).repeat(20)
+    feats[modality == 2] *= 1.5  # a modality far from every centroid
+    labels, centroids = mmc(feats, modality, 6, generator=np.random.default_rng(0))
+    masks = F.normalize(torch.randn(60, 8, generator=g), dim=1)
+    w = reliability_weights(kind, feats=feats, labels=labels, centroids=centroids, modality_ids=modality,
+                            num_modalities=3, mask_feats=masks, mask_centroids=group_means(masks, labels, 6))
+    assert (w > 0).all() and torch.isfinite(w).all()
+    for m in range(3):
+        assert w[modality == m].mean().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_centroid_distance_reliability_prefers_samples_near_their_centroid():
+    feats = torch.tensor([[0.0, 0], [0.1, 0], [1.0, 0], [0, 0], [0, 0.5]])
+    labels = torch.zeros(5, dtype=torch.int64)
+    modality = torch.tensor([0, 0, 0, 1, 1])
+    w = reliability_weights("centroid-distance", feats=feats, labels=labels, centroids=torch.zeros(1, 2),
+                            modality_ids=modality, num_modalities=2)
+    assert w[0] > w[1] > w[2] and w[3] > w[4]
+    assert normalise_per_modality(torch.tensor([2.0, 4.0, 1.0]), torch.tensor([0, 0, 1]), 2).tolist() == \
+        pytest.approx([2 / 3, 4 / 3, 1.0])
+
+
+def test_mask_agreement_needs_the_shape_branch():
+    with pytest.raises(ValueError, match="smr"):
+        reliability_weights("mask-agreement", feats=torch.zeros(2, 2), labels=torch.zeros(2, dtype=torch.int64),
+                            centroids=torch.zeros(1, 2), modality_ids=torch.zeros(2, dtype=torch.int64),
+                            num_modalities=1)
+
+
+def test_config_defaults_are_the_official_values():
+    cfg = IMSLConfig()
+    assert (cfg.mil_temperature, cfg.mil_momentum, cfg.hard_negatives) == (0.10, 0.2, 40)
+    assert (cfg.smr_temperature, cfg.smr_label_smoothing, cfg.smr_align_weight) == (0.05, 0.1, 0.25)
+    assert cfg.clustering == "mmc" and cfg.kmeans_iterations == 5 and math.isclose(cfg.clusters_per_id, 1.2)
+    assert cfg.channel_exchange and cfg.mixed_bn and cfg.mask_bn_stats and not cfg.mmre
