@@ -1,0 +1,132 @@
+"""The ``bench`` and ``report`` commands and the ``eval --visualize`` option, for ``reidkit.cli`` to wire in.
+
+``add_parsers(subparsers)`` adds ``bench`` and ``report``; ``add_eval_visualize_args(parser)`` adds
+``--visualize N``, ``--output DIR`` (and friends) to ``eval``, whose handler calls
+``visualize_checkpoint(args)`` when ``args.visualize`` is set. Every handler returns an exit code.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from reidkit.config import ConfigError
+
+DEFAULT_REFERENCE = Path("benchmarks") / "reference.yaml"
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def add_parsers(subparsers) -> None:
+    """Add ``bench`` and ``report`` to the CLI's subparsers."""
+    p = subparsers.add_parser("bench", help="run a benchmark suite (methods x datasets x seeds)",
+                              description="Run every run of SUITE not yet finished in --output; a failed run "
+                                          "is recorded (failed.json) and the suite goes on. Run the same "
+                                          "command again to continue an interrupted suite. Exit status 1 "
+                                          "when a run failed.")
+    p.add_argument("suite", help="suite file (benchmarks/*.yaml)")
+    p.add_argument("--output", required=True, help="benchmark folder (one run directory per run)")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="override a config key in every run (repeatable), e.g. data.root=/data/SYSU-MM01")
+    p.add_argument("--only", action="append", metavar="TEXT", default=[],
+                   help="run only the runs whose id contains TEXT (repeatable), e.g. 'chcr/' or 'seed0'")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs and check that every config resolves; run nothing")
+    p.set_defaults(func=cmd_bench)
+
+    p = subparsers.add_parser("report", help="side-by-side report of a benchmark folder",
+                              description="Tables of mean ± std over seeds per method and protocol; HTML adds "
+                                          "plots. Published numbers, if a reference file is found, are shown "
+                                          "in a separate block.")
+    p.add_argument("dir", help="benchmark folder written by 'reidkit bench'")
+    p.add_argument("--format", choices=("markdown", "html"), default="markdown")
+    p.add_argument("--output", help="write the report here (default: print it)")
+    p.add_argument("--plots", metavar="DIR", help="markdown: also write the plots as PNG files here and link them")
+    p.add_argument("--reference", metavar="FILE",
+                   help=f"published numbers to show apart (default: {DEFAULT_REFERENCE} if it exists, "
+                        "restricted to the datasets measured)")
+    p.add_argument("--no-reference", action="store_true", help="leave the published numbers out")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from reidkit.bench.runner import check_suite, run_suite
+    from reidkit.bench.suite import load_suite
+
+    suite = load_suite(args.suite, extra=args.set)
+    console = _console()
+    if args.dry_run:
+        table = Table(title=f"suite {suite.name}: {len(suite.jobs)} runs")
+        for col in ("run", "config file", "check"):
+            table.add_column(col)
+        problems = 0
+        for job, error in check_suite(suite):
+            if args.only and not any(s in job.id for s in args.only):
+                continue
+            problems += error is not None
+            table.add_row(job.id, job.config_file or "-", error or "ok", style="red" if error else None)
+        console.print(table)
+        return 1 if problems else 0
+    entries = run_suite(suite, args.output, device=args.device, console=console, only=args.only)
+    counts = {s: sum(e["status"] == s for e in entries) for s in ("done", "failed", "pending", "busy")}
+    console.print("suite {}: {}".format(suite.name, ", ".join(f"{n} {s}" for s, n in counts.items() if n)))
+    for e in entries:
+        if e["status"] == "failed":
+            console.print(f"[red]failed[/red] {e['id']}: {e.get('error', '')}")
+    console.print(f"report: reidkit report {args.output}")
+    return 1 if counts["failed"] else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reidkit.bench.report import write_report
+
+    if args.plots and args.format != "markdown":
+        raise ConfigError("--plots is for --format markdown; HTML embeds its plots")
+    reference, required = None, False
+    if not args.no_reference:
+        if args.reference:
+            reference, required = args.reference, True
+        elif DEFAULT_REFERENCE.is_file():
+            reference = DEFAULT_REFERENCE
+    text = write_report(args.dir, fmt=args.format, output=args.output, reference=reference,
+                        reference_required=required, plots_dir=args.plots)
+    if args.output:
+        _console().print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def add_eval_visualize_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--visualize N`` and its options to the ``eval`` parser."""
+    parser.add_argument("--visualize", type=int, metavar="N",
+                        help="write ranked lists of N queries and a 2-D embedding map to --output")
+    parser.add_argument("--output", help="folder for the --visualize pictures")
+    parser.add_argument("--embedding", choices=("tsne", "pca"), default="tsne", help="2-D map (default tsne)")
+    parser.add_argument("--protocol", action="append", help="only this protocol (repeatable; default all)")
+    parser.add_argument("--top", type=int, default=10, help="gallery images per ranked list (default 10)")
+
+
+def visualize_checkpoint(args: argparse.Namespace) -> int:
+    """``reidkit eval --checkpoint F --visualize N --output DIR``."""
+    from reidkit.bench.visualize import visualize_checkpoint as visualize
+
+    if args.visualize is None or args.visualize < 1:
+        raise ConfigError("--visualize N needs N >= 1 queries")
+    if not args.output:
+        raise ConfigError("--visualize needs --output DIR for the pictures")
+    if args.top < 1:
+        raise ConfigError("--top must be >= 1")
+    doc = visualize(args.checkpoint, args.output, queries=args.visualize, overrides=args.set or [],
+                    device=args.device, protocols=args.protocol or (), embedding=args.embedding, top=args.top)
+    console = _console()
+    for name, part in doc["protocols"].items():
+        console.print(f"{name}: {', '.join(part['files'])}")
+    console.print(f"pictures and ranked.json in {args.output}")
+    return 0
