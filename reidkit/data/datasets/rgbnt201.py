@@ -1,0 +1,149 @@
+"""RGBNT201 (aligned RGB / near-infrared / thermal triplets) in either of its two layouts (PEERS.md §5.4,
+METHODS.md §2.3).
+
+Original release::
+
+    <root>/train_171/{RGB,NI,TI}/<6-digit pid>_cam<k>_<...>.jpg     (``train/`` accepted too)
+    <root>/test/{RGB,NI,TI}/<6-digit pid>_cam<k>_<...>.jpg
+
+IMSL's renamed layout (its code reads it; the camera slot holds the *modality*: c1 RGB, c2 NI, c3 TI)::
+
+    <root>/train_rgb/, train_ni/, train_ti/        (or a mixed train/, split by the c tag)
+    <root>/test_rgb/, test_ni/ [, test_ti/]        files <pid>_c<m>_<...>.jpg; pid -1 = junk, skipped
+
+Modalities ``visible`` (RGB), ``nir`` (NI), ``tir`` (TI). Camera ids are kept as the files give them: the
+physical view (1-4) in the original release, the modality code (1-3) in IMSL's layout. Protocols: the six
+directed pairs ``<q>-to-<g>`` and the three one-versus-the-other-two settings ``<q>-to-<g1>+<g2>``; query
+and gallery are whole test folders (one trial); plain CMC. Each query's aligned twins (the same capture in
+the other modalities) stay in the gallery as in IMSL's code, unless ``data.exclude_aligned_twin`` is true
+(exclusion rule ``aligned-twin``).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
+from reidkit.data.datasets.generic import IMAGE_SUFFIXES
+from reidkit.data.datasets.sysu_mm01 import attach_masks, resolve_root
+from reidkit.data.records import Sample
+
+MODALITIES = ("visible", "nir", "tir")
+ORIGINAL_FOLDERS = {"visible": "RGB", "nir": "NI", "tir": "TI"}
+IMSL_FOLDERS = {"visible": "rgb", "nir": "ni", "tir": "ti"}
+IMSL_CODES = {1: "visible", 2: "nir", 3: "tir"}
+LAYOUT = ("train_171/{RGB,NI,TI}/ and test/{RGB,NI,TI}/ (original release), or train_rgb/, train_ni/, "
+          "train_ti/, test_rgb/, test_ni/ (IMSL's renamed layout)")
+_ORIGINAL_NAME = re.compile(r"^(-?\d+)(?:_cam(\d+))?")
+_IMSL_NAME = re.compile(r"^(-?\d+)_c(\d)")
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Images anywhere under ``folder``, sorted by path."""
+    found = []
+    for dirpath, _, names in os.walk(folder):
+        found += [Path(dirpath) / n for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES]
+    return sorted(found)
+
+
+def original_samples(folder: Path, modality: str) -> list[Sample]:
+    samples = []
+    for path in image_files(folder):
+        match = _ORIGINAL_NAME.match(path.name)
+        if not match:
+            raise DatasetError(f"{path}: expected a name <pid>_cam<k>_... (RGBNT201 original release)")
+        samples.append(Sample(str(path), int(match.group(1)), int(match.group(2) or 0), modality))
+    return samples
+
+
+def imsl_samples(folder: Path, modality: str | None = None) -> list[Sample]:
+    """Samples of an IMSL folder; ``modality`` None = read it from each file's c tag (the mixed train/)."""
+    samples = []
+    for path in image_files(folder):
+        match = _IMSL_NAME.match(path.name)
+        if not match or int(match.group(2)) not in IMSL_CODES:
+            raise DatasetError(f"{path}: expected a name <pid>_c<m>_... with m in 1-3 (IMSL's RGBNT201 layout)")
+        pid, code = int(match.group(1)), int(match.group(2))
+        if pid == -1:
+            continue
+        if modality is not None and IMSL_CODES[code] != modality:
+            raise DatasetError(f"{path}: the c{code} tag says {IMSL_CODES[code]}, the folder says {modality}")
+        samples.append(Sample(str(path), pid, code, IMSL_CODES[code]))
+    return samples
+
+
+def modality_protocols(test: dict[str, list[Sample]], exclusion: str, info: dict) -> dict[str, Protocol]:
+    """The six directed pairs and the three one-versus-two settings available from ``test``."""
+    present = [m for m in MODALITIES if test.get(m)]
+    protocols = {}
+    for q in present:
+        others = [g for g in present if g != q]
+        for g in others:
+            protocols[f"{q}-to-{g}"] = Protocol.single(f"{q}-to-{g}", test[q], test[g], exclusion=exclusion,
+                                                       info=dict(info))
+        if len(others) == 2:
+            name = f"{q}-to-{others[0]}+{others[1]}"
+            protocols[name] = Protocol.single(name, test[q], test[others[0]] + test[others[1]],
+                                              exclusion=exclusion, info=dict(info))
+    return protocols
+
+
+class RGBNT201(ReIDDataset):
+    name = "rgbnt201"
+    official_counts = {  # 171 training / 30 test identities (train_171); image counts not verified
+        "train": {m: {"ids": 171} for m in MODALITIES},
+    }
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "RGBNT201":
+        root = resolve_root(cfg.root, "RGBNT201", ("test", "test_rgb"), LAYOUT, subfolders=("RGBNT201", "rgbnt201"))
+        return cls.from_root(root, exclude_aligned_twin=cfg.exclude_aligned_twin, mask_root=cfg.mask_root)
+
+    @classmethod
+    def from_root(cls, root: Path, *, exclude_aligned_twin: bool = False,
+                  mask_root: str | None = None) -> "RGBNT201":
+        if (root / "test_rgb").is_dir():
+            layout, train, test = "imsl", *cls._imsl(root)
+        else:
+            layout, train, test = "original", *cls._original(root)
+        masks = mask_root or (root / "mask" if (root / "mask").is_dir() else None)
+        train = attach_masks(train, root, masks)
+        test = {m: attach_masks(s, root, masks) for m, s in test.items()}
+        if not train:
+            raise DatasetError(f"{root}: no training images (expected {LAYOUT})")
+        exclusion = "aligned-twin" if exclude_aligned_twin else "none"
+        info = {"layout": layout, "aligned_twin": "excluded" if exclude_aligned_twin else "kept"}
+        protocols = modality_protocols(test, exclusion, info)
+        if not protocols:
+            raise DatasetError(f"{root}: the test split needs images of at least two modalities (expected {LAYOUT})")
+        modalities = tuple(m for m in MODALITIES if any(s.modality == m for s in train) or test.get(m))
+        notes = [f"layout: {layout}" + (" (camera ids are the modality codes 1-3)" if layout == "imsl" else ""),
+                 f"aligned twins {info['aligned_twin']} (data.exclude_aligned_twin={exclude_aligned_twin})"]
+        absent = [m for m in MODALITIES if not test.get(m)]
+        if absent:
+            notes.append(f"no test images for {', '.join(absent)}: protocols with it are not available")
+        return cls(str(root), modalities, train, protocols, notes=notes)
+
+    @staticmethod
+    def _original(root: Path) -> tuple[list[Sample], dict[str, list[Sample]]]:
+        train_dir = next((root / d for d in ("train_171", "train") if (root / d).is_dir()), None)
+        if train_dir is None or not (root / "test").is_dir():
+            raise DatasetError(f"{root}: expected {LAYOUT}")
+        train = [s for m, f in ORIGINAL_FOLDERS.items() for s in original_samples(train_dir / f, m)]
+        test = {m: original_samples(root / "test" / f, m) for m, f in ORIGINAL_FOLDERS.items()}
+        return train, test
+
+    @staticmethod
+    def _imsl(root: Path) -> tuple[list[Sample], dict[str, list[Sample]]]:
+        split: Sequence[Path] = [root / f"train_{f}" for f in IMSL_FOLDERS.values()]
+        if any(p.is_dir() for p in split):
+            train = [s for m, f in IMSL_FOLDERS.items() for s in imsl_samples(root / f"train_{f}", m)]
+        elif (root / "train").is_dir():
+            mixed = imsl_samples(root / "train")
+            train = [s for m in MODALITIES for s in mixed if s.modality == m]
+        else:
+            raise DatasetError(f"{root}: expected train_rgb/, train_ni/, train_ti/ or train/ (IMSL's layout)")
+        test = {m: imsl_samples(root / f"test_{f}", m) for m, f in IMSL_FOLDERS.items()}
+        return train, test

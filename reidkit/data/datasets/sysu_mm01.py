@@ -1,0 +1,209 @@
+"""SYSU-MM01 in its official layout, with the official evaluation protocols (PEERS.md §5.1).
+
+::
+
+    <root>/cam1 ... cam6/<person id, 4 digits>/<image, 4 digits>.jpg
+    <root>/exp/train_id.txt, val_id.txt, test_id.txt      one line of comma-separated person ids
+    <root>/exp/rand_perm_cam.mat                           optional: the official gallery permutations
+
+Cameras 1, 2, 4, 5 are visible, 3 and 6 infrared; camera ids are kept. Training = train + val ids
+(395 ids, 22,258 visible + 11,909 infrared images). Queries = every infrared image of the 96 test ids
+(3,803), the same in every trial. Gallery per trial = per test id and visible camera of the mode, 1 image
+(single-shot) or up to 10 (multi-shot); 10 trials, averaged. Camera-3 queries skip all camera-2 gallery
+images (``sysu-location``); CMC is identity-deduplicated; mAP and mINP use the full list.
+
+Gallery sampler (``data.gallery_sampler``): ``official`` reads ``rand_perm_cam.mat`` (from the official
+evaluation repository, not the dataset zip: row ``trial`` of the permutation of each camera and person);
+``seeded`` is AGW's ``random.seed(trial); random.choice(...)`` over sorted ids and cameras, so its numbers
+match the AGW-family code; ``auto`` uses the file when present. ``Protocol.info["sampler"]`` says which.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
+from reidkit.data.datasets.generic import IMAGE_SUFFIXES
+from reidkit.data.records import Sample
+from reidkit.evaluation.protocols import seeded_gallery
+
+log = logging.getLogger(__name__)
+
+VISIBLE_CAMERAS = (1, 2, 4, 5)
+INFRARED_CAMERAS = (3, 6)
+MODES = {"all-search": (1, 2, 4, 5), "indoor-search": (1, 2)}
+MULTI_SHOT = 10
+TRIALS = 10
+PERMUTATION_PLACES = ("exp/rand_perm_cam.mat", "rand_perm_cam.mat", "evaluation/data_split/rand_perm_cam.mat",
+                      "data_split/rand_perm_cam.mat")
+LAYOUT = "cam1..cam6/<pid>/<img>.jpg and exp/{train_id,val_id,test_id}.txt"
+
+
+# ------------------------------------------------------------------------ helpers shared with LLCM etc.
+def read_id_line(path: Path) -> list[int]:
+    """Person ids of an official id list: one line of comma-separated integers."""
+    if not path.is_file():
+        raise DatasetError(f"missing id list {path}")
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    try:
+        return [int(tok) for tok in lines[0].split(",") if tok.strip()] if lines else []
+    except ValueError:
+        raise DatasetError(f"{path}: expected one line of comma-separated person ids") from None
+
+
+def list_images(folder: Path) -> list[str]:
+    """Image files directly in ``folder``, sorted by name (the official code sorts full paths)."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(str(folder / n) for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
+
+
+def attach_masks(samples: Sequence[Sample], root: Path, mask_root: str | Path | None) -> list[Sample]:
+    """Samples with ``mask_path`` set where ``<mask_root>/<path relative to root>`` (as .png) exists.
+
+    Also accepts a flat ``<mask_root>/<file stem>.png`` (IMSL's mask folder).
+    """
+    if not mask_root:
+        return list(samples)
+    masks = Path(mask_root).expanduser()
+    out = []
+    for s in samples:
+        rel = Path(os.path.relpath(s.path, root)).with_suffix(".png")
+        for candidate in (masks / rel, masks / rel.name):
+            if candidate.is_file():
+                s = dataclasses.replace(s, mask_path=str(candidate))
+                break
+        out.append(s)
+    return out
+
+
+def resolve_root(root: str | None, name: str, markers: Iterable[str], layout: str,
+                 subfolders: Iterable[str] = ()) -> Path:
+    """The dataset folder: ``root`` itself or one of its ``subfolders``, the first holding a marker."""
+    if not root:
+        raise DatasetError(f"data.root is required for {name} (a folder with {layout})")
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise DatasetError(f"{name} root {base} does not exist; expected a folder with {layout}")
+    markers = tuple(markers)
+    for candidate in (base, *(base / sub for sub in subfolders)):
+        if any((candidate / m).exists() for m in markers):
+            return candidate
+    raise DatasetError(f"{base} is not a {name} folder: expected {layout} (found: "
+                       f"{', '.join(sorted(p.name for p in base.iterdir())[:8]) or 'nothing'})")
+
+
+# ------------------------------------------------------------------------------------- the sampler
+def load_permutations(path: Path) -> list[np.ndarray]:
+    """``rand_perm_cam.mat`` as ``perm[camera - 1][person_id - 1] -> [trials, n]`` 1-based image indices."""
+    from scipy.io import loadmat
+
+    try:
+        raw = loadmat(str(path))["rand_perm_cam"]
+    except (KeyError, ValueError, OSError, NotImplementedError) as e:
+        raise DatasetError(f"{path}: not a readable rand_perm_cam.mat ({e})") from None
+    return [np.asarray(cell, dtype=object).reshape(-1) for cell in np.asarray(raw, dtype=object).reshape(-1)]
+
+
+def official_gallery(perm: list[np.ndarray], groups: dict[tuple[int, int], list[int]], cameras: Sequence[int],
+                     trial: int, shots: int, sizes: dict[tuple[int, int], int]) -> np.ndarray:
+    """Positions of one trial's gallery, camera by camera as the MATLAB code assembles it."""
+    picked: list[int] = []
+    for cam in cameras:
+        for (g_cam, pid), positions in sorted(groups.items(), key=lambda kv: kv[0][1]):
+            if g_cam != cam:
+                continue
+            persons = perm[cam - 1] if cam - 1 < len(perm) else np.empty(0, dtype=object)
+            table = np.atleast_2d(np.asarray(persons[pid - 1])) if pid - 1 < len(persons) else np.empty((0, 0))
+            if table.size == 0:
+                continue  # the official code skips (camera, person) pairs without a permutation
+            chosen = np.asarray(table[trial][:shots], dtype=np.int64)
+            if chosen.max() > sizes[(cam, pid)] or chosen.min() < 1:
+                raise DatasetError(f"rand_perm_cam.mat picks image {int(chosen.max())} of cam{cam}/{pid:04d}, "
+                                   f"which holds {sizes[(cam, pid)]} images: the file does not fit this copy")
+            picked.extend(positions[i - 1] for i in chosen)
+    return np.asarray(picked, dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------------------ dataset
+class SYSUMM01(ReIDDataset):
+    name = "sysu_mm01"
+    official_counts = {
+        "train": {"visible": {"images": 22258, "ids": 395}, "infrared": {"images": 11909, "ids": 395}},
+        "protocols": {  # indoor 112: the figure AGW-family logs report (PEERS.md §5.1)
+            "all-search": {"query": 3803, "gallery": 301, "trials": 10},
+            "indoor-search": {"query": 3803, "gallery": 112, "trials": 10},
+            "all-search-multishot": {"query": 3803, "trials": 10},
+            "indoor-search-multishot": {"query": 3803, "trials": 10},
+        },
+    }
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "SYSUMM01":
+        root = resolve_root(cfg.root, "SYSU-MM01", ("exp", "cam1"), LAYOUT, subfolders=("SYSU-MM01",))
+        return cls.from_root(root, sampler=cfg.gallery_sampler, mask_root=cfg.mask_root)
+
+    @classmethod
+    def from_root(cls, root: Path, *, sampler: str = "auto", mask_root: str | None = None) -> "SYSUMM01":
+        exp = root / "exp"
+        train_ids = sorted(set(read_id_line(exp / "train_id.txt")) | set(read_id_line(exp / "val_id.txt")))
+        test_ids = sorted(set(read_id_line(exp / "test_id.txt")))
+        missing = [f"cam{c}" for c in (*VISIBLE_CAMERAS, *INFRARED_CAMERAS) if not (root / f"cam{c}").is_dir()]
+        if missing:
+            raise DatasetError(f"{root}: missing camera folders {', '.join(missing)} (expected {LAYOUT})")
+        train = attach_masks(cls._samples(root, train_ids, (1, 2, 3, 4, 5, 6)), root, mask_root)
+        if not train:
+            raise DatasetError(f"{root}: no training images under cam*/<train id>/ (expected {LAYOUT})")
+        query = attach_masks(cls._samples(root, test_ids, INFRARED_CAMERAS), root, mask_root)
+        perm_file, notes = cls._sampler(root, sampler)
+        perm = load_permutations(perm_file) if perm_file else None
+        protocols = {}
+        for mode, cameras in MODES.items():
+            pool = attach_masks(cls._samples(root, test_ids, cameras), root, mask_root)
+            for shots, suffix in ((1, ""), (MULTI_SHOT, "-multishot")):
+                name = mode + suffix
+                protocols[name] = cls._protocol(name, query, pool, cameras, shots, perm)
+        return cls(str(root), ("visible", "infrared"), train, protocols, notes=notes)
+
+    @staticmethod
+    def _samples(root: Path, ids: Sequence[int], cameras: Sequence[int]) -> list[Sample]:
+        """Images of ``ids`` in ``cameras``, person by person then camera by camera (the official order)."""
+        return [Sample(path, pid, cam, "visible" if cam in VISIBLE_CAMERAS else "infrared")
+                for pid in ids for cam in cameras for path in list_images(root / f"cam{cam}" / f"{pid:04d}")]
+
+    @staticmethod
+    def _sampler(root: Path, choice: str) -> tuple[Path | None, list[str]]:
+        found = next((root / p for p in PERMUTATION_PLACES if (root / p).is_file()), None)
+        if choice == "official" and found is None:
+            raise DatasetError(
+                f"data.gallery_sampler=official needs rand_perm_cam.mat in {root / 'exp'}; it ships with the "
+                "official evaluation code (github.com/wuancong/SYSU-MM01, evaluation/data_split/), not with the "
+                "dataset zip. Copy it there or use gallery_sampler=seeded.")
+        if choice != "seeded" and found is not None:
+            return found, [f"gallery sampler: official permutations from {found}"]
+        why = "data.gallery_sampler=seeded" if choice == "seeded" else \
+            f"no rand_perm_cam.mat in {root / 'exp'}"
+        return None, [f"gallery sampler: seeded (AGW-compatible random.seed(trial)), {why}; numbers compare "
+                      "with the AGW-family code, not bit-for-bit with the official MATLAB evaluation"]
+
+    @staticmethod
+    def _protocol(name: str, query: list[Sample], pool: list[Sample], cameras: Sequence[int], shots: int,
+                  perm: list[np.ndarray] | None) -> Protocol:
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, s in enumerate(pool):
+            groups.setdefault((s.camera, s.person_id), []).append(i)
+        if perm is None:
+            ordered = [groups[k] for k in sorted(groups, key=lambda cp: (cp[1], cameras.index(cp[0])))]
+            trials = [seeded_gallery(ordered, t, shots) for t in range(TRIALS)]
+        else:
+            sizes = {k: len(v) for k, v in groups.items()}
+            trials = [official_gallery(perm, groups, cameras, t, shots, sizes) for t in range(TRIALS)]
+        info = {"sampler": "seeded" if perm is None else "official", "shots": shots}
+        return Protocol(name, query, pool, trials, exclusion="sysu-location", dedup_cmc=True, info=info)
