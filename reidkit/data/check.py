@@ -37,20 +37,25 @@ def check_dataset(name: str, root: str, **data: Any) -> tuple[dict[str, Any], li
     return report, compare_counts(report, getattr(cls, "official_counts", {}) or {})
 
 
+_WORDS = {"images": "images", "ids": "identities", "query": "query images",
+          "gallery": "gallery images per trial", "trials": "trials"}
+
+
 def compare_counts(report: Mapping[str, Any], official: Mapping[str, Any]) -> list[str]:
     """Warnings for every official count the report does not match."""
     warnings = []
     for section, fields in _FIELDS.items():
-        what = "training images of" if section == "train" else "protocol"
         for key, want in (official.get(section) or {}).items():
+            where = f"train/{key}" if section == "train" else f"protocol {key}"
             found = report.get(section, {}).get(key)
             if found is None:
-                warnings.append(f"{section}: no {key!r} found (official: "
-                                f"{', '.join(f'{f} {want[f]:,}' for f in fields if f in want)})")
+                expected = ", ".join(f"{want[f]:,} {_WORDS[f]}" for f in fields if f in want)
+                warnings.append(f"{where}: nothing found (official: {expected})")
                 continue
             for field in fields:
                 if field in want and found.get(field) != want[field]:
-                    warnings.append(f"{what} {key}: {field} {found.get(field, 0):,} found, official {want[field]:,}")
+                    warnings.append(f"{where}: {found.get(field, 0):,} {_WORDS[field]} found, "
+                                    f"official {want[field]:,}")
     return warnings
 
 
@@ -64,7 +69,8 @@ def _cell(found: Any, want: Any) -> Text:
 def render_check(report: Mapping[str, Any], warnings: list[str]) -> Group:
     """Two tables (training split per modality; protocols) with official counts beside, then notes/warnings."""
     official = official_counts(report["dataset"]) if report.get("dataset") in DATASETS.names() else {}
-    train = Table(title=f"{report['dataset']} at {report['root']}: training split", title_justify="left")
+    header = Text(f"{report['dataset']} at {report['root']}", style="bold")
+    train = Table(title="training split", title_justify="left")
     for column in ("modality", "images", "official", "ids", "official"):
         train.add_column(column, justify="left" if column == "modality" else "right")
     for modality, counts in report.get("train", {}).items():
@@ -84,7 +90,7 @@ def render_check(report: Mapping[str, Any], warnings: list[str]) -> Group:
     lines += [Text(f"warning: {w}", style="yellow") for w in warnings]
     if not warnings and official:
         lines.append(Text("all official counts match", style="green"))
-    return Group(train, protocols, *lines)
+    return Group(header, train, protocols, *lines)
 
 
 def _official(value: Any) -> str:

@@ -1,0 +1,95 @@
+"""RGBNT201: both layouts; the nine protocols; the aligned-twin switch on hand-computed features."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reidkit.config import DataConfig
+from reidkit.data.datasets.base import DatasetError
+from reidkit.data.datasets.rgbnt201 import RGBNT201
+from reidkit.evaluation import evaluate
+
+TEST_CAPTURES = ["000001_cam1_01", "000001_cam2_02", "000002_cam1_03"]
+TRAIN_CAPTURES = ["000010_cam1_01", "000010_cam3_02", "000011_cam4_01"]
+
+
+def write_original(root: Path, train_folder: str = "train_171") -> Path:
+    for split, captures in ((train_folder, TRAIN_CAPTURES), ("test", TEST_CAPTURES)):
+        for folder in ("RGB", "NI", "TI"):
+            (root / split / folder).mkdir(parents=True)
+            for name in captures:
+                (root / split / folder / f"{name}.jpg").touch()
+    return root
+
+
+def write_imsl(root: Path, with_ti: bool = False) -> Path:
+    folders = {"rgb": 1, "ni": 2, "ti": 3}
+    for tag, code in folders.items():
+        (root / f"train_{tag}").mkdir(parents=True)
+        for pid in (10, 11):
+            (root / f"train_{tag}" / f"{pid:04d}_c{code}_0001.jpg").touch()
+        if tag != "ti" or with_ti:
+            (root / f"test_{tag}").mkdir()
+            for pid, index in ((1, 1), (1, 2), (2, 3), (-1, 9)):
+                (root / f"test_{tag}" / f"{pid:04d}_c{code}_{index:04d}.jpg").touch()
+    return root
+
+
+def load(root: Path, **kw) -> RGBNT201:
+    return RGBNT201.from_config(DataConfig(dataset="rgbnt201", root=str(root), **kw))
+
+
+def test_original_layout(tmp_path):
+    data = load(write_original(tmp_path / "RGBNT201").parent)  # the parent folder is accepted
+    assert data.modalities == ("visible", "nir", "tir")
+    assert data.check_report()["train"] == {m: {"images": 3, "ids": 2} for m in ("nir", "tir", "visible")}
+    assert {s.camera for s in data.train} == {1, 3, 4}  # physical views kept
+    assert sorted(data.protocols) == sorted([
+        "visible-to-nir", "visible-to-tir", "nir-to-visible", "nir-to-tir", "tir-to-visible", "tir-to-nir",
+        "visible-to-nir+tir", "nir-to-visible+tir", "tir-to-visible+nir"])
+    both = data.protocols["nir-to-visible+tir"]
+    assert len(both.query) == 3 and len(both.gallery(0)) == 6
+    assert {s.modality for s in both.gallery(0)} == {"visible", "tir"}
+    assert both.exclusion == "none" and both.info == {"layout": "original", "aligned_twin": "kept"}
+    assert load(tmp_path, exclude_aligned_twin=True).protocols["visible-to-nir"].exclusion == "aligned-twin"
+    assert load(write_original(tmp_path / "other", train_folder="train")).num_train_ids == 2
+
+
+def test_imsl_layout(tmp_path):
+    data = load(write_imsl(tmp_path / "rgbnt201"))
+    assert data.check_report()["protocols"] == {"visible-to-nir": {"query": 3, "gallery": 3, "trials": 1},
+                                                "nir-to-visible": {"query": 3, "gallery": 3, "trials": 1}}
+    assert {(s.modality, s.camera) for s in data.train} == {("visible", 1), ("nir", 2), ("tir", 3)}
+    assert all(s.person_id != -1 for p in data.protocols.values() for s in p.query)  # junk skipped
+    assert any("tir" in n for n in data.notes)  # no test_ti/: its protocols are unavailable
+    assert len(load(write_imsl(tmp_path / "full", with_ti=True)).protocols) == 9
+
+
+def test_wrong_names_and_roots(tmp_path):
+    root = write_imsl(tmp_path / "rgbnt201")
+    (root / "test_ni" / "0001_c1_0005.jpg").touch()  # an RGB tag in the NI folder
+    with pytest.raises(DatasetError, match="c1 tag"):
+        load(root)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="train_171"):
+        load(tmp_path / "empty")
+
+
+def test_aligned_twin_switch_on_hand_computed_features(tmp_path):
+    root = write_original(tmp_path / "RGBNT201")
+    capture = {"01": [1.0, 0.0], "02": [0.6, 0.8], "03": [0.8, 0.6]}  # twins share a capture's vector
+
+    def features(samples):
+        return torch.tensor([capture[Path(s.path).stem[-2:]] for s in samples])
+
+    kept = evaluate(features, load(root).protocols["visible-to-nir"])
+    # each query's twin is its nearest neighbour; ids 1 have a second match at rank 3: AP (1 + 2/3) / 2
+    assert kept["rank1"] == 1.0
+    assert kept["mAP"] == pytest.approx((5 / 6 + 5 / 6 + 1) / 3)
+    assert kept["aligned_twin"] == "kept"
+    excluded = evaluate(features, load(root, exclude_aligned_twin=True).protocols["visible-to-nir"])
+    # without twins: id-1 queries find the other id-1 capture second (AP 1/2); the id-2 query has no match
+    assert excluded["rank1"] == 0.0 and excluded["mAP"] == pytest.approx(1 / 2)
+    assert excluded["aligned_twin"] == "excluded"
