@@ -93,3 +93,21 @@ def test_aligned_twin_switch_on_hand_computed_features(tmp_path):
     # without twins: id-1 queries find the other id-1 capture second (AP 1/2); the id-2 query has no match
     assert excluded["rank1"] == 0.0 and excluded["mAP"] == pytest.approx(1 / 2)
     assert excluded["aligned_twin"] == "excluded"
+
+
+def test_masks_are_found_in_the_usual_places(tmp_path):
+    root = write_imsl(tmp_path / "rgbnt201")
+    (root / "mask").mkdir()
+    (root / "mask" / "0010_c1_0001.png").touch()  # IMSL's flat mask folder, picked up by default
+    data = load(root)
+    with_mask = {Path(s.path).name for s in data.train if s.mask_path}
+    assert with_mask == {"0010_c1_0001.jpg"}
+    masks = tmp_path / "masks"
+    (masks / "test" / "nir" / "1").mkdir(parents=True)  # reidkit's generic mask layout
+    (masks / "test" / "nir" / "1" / "0001_c2_0002.png").touch()
+    (masks / "train_ti").mkdir(parents=True)  # a mirror of the dataset tree
+    (masks / "train_ti" / "0011_c3_0001.png").touch()
+    data = load(root, mask_root=str(masks))
+    assert {Path(s.mask_path).name for s in data.train if s.mask_path} == {"0011_c3_0001.png"}
+    query = data.protocols["nir-to-visible"].query
+    assert [Path(s.path).name for s in query if s.mask_path] == ["0001_c2_0002.jpg"]

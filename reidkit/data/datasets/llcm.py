@@ -78,7 +78,7 @@ class LLCM(ReIDDataset):
         for m, samples in test.items():
             if not samples:
                 raise DatasetError(f"{root / FOLDERS[m][1]} holds no images of the ids in idx/test_id.txt")
-        test = {m: attach_masks(s, root, mask_root) for m, s in test.items()}
+        test = {m: attach_masks(s, root, mask_root, "test") for m, s in test.items()}
         protocols = {}
         for q, g in (("visible", "infrared"), ("infrared", "visible")):
             name = f"{q}-to-{g}"

@@ -72,7 +72,7 @@ class RegDB(ReIDDataset):
 
         def load(split: str, modality: str) -> list[Sample]:
             listed = read_labelled_list(idx / f"{split}_{modality}_{trial}.txt", root, modality, MODALITIES[modality])
-            return attach_masks(listed, root, mask_root)
+            return attach_masks(listed, root, mask_root, split)
 
         train = load("train", "visible") + load("train", "thermal")
         test = {m: load("test", m) for m in MODALITIES}

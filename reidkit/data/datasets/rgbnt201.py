@@ -110,7 +110,7 @@ class RGBNT201(ReIDDataset):
             layout, train, test = "original", *cls._original(root)
         masks = mask_root or (root / "mask" if (root / "mask").is_dir() else None)
         train = attach_masks(train, root, masks)
-        test = {m: attach_masks(s, root, masks) for m, s in test.items()}
+        test = {m: attach_masks(s, root, masks, "test") for m, s in test.items()}
         if not train:
             raise DatasetError(f"{root}: no training images (expected {LAYOUT})")
         exclusion = "aligned-twin" if exclude_aligned_twin else "none"

@@ -65,10 +65,13 @@ def list_images(folder: Path) -> list[str]:
     return sorted(str(folder / n) for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
 
 
-def attach_masks(samples: Sequence[Sample], root: Path, mask_root: str | Path | None) -> list[Sample]:
-    """Samples with ``mask_path`` set where ``<mask_root>/<path relative to root>`` (as .png) exists.
+def attach_masks(samples: Sequence[Sample], root: Path, mask_root: str | Path | None,
+                 split: str = "train") -> list[Sample]:
+    """Samples with ``mask_path`` set to the first existing shape mask under ``mask_root``.
 
-    Also accepts a flat ``<mask_root>/<file stem>.png`` (IMSL's mask folder).
+    Looked for, in order: ``<mask_root>/<image path relative to root, as .png>`` (a mirror of the dataset
+    tree), ``<mask_root>/<split>/<modality>/<person_id>/<file stem>.png`` (reidkit's generic layout) and
+    ``<mask_root>/<file stem>.png`` (IMSL's flat mask folder).
     """
     if not mask_root:
         return list(samples)
@@ -76,7 +79,8 @@ def attach_masks(samples: Sequence[Sample], root: Path, mask_root: str | Path | 
     out = []
     for s in samples:
         rel = Path(os.path.relpath(s.path, root)).with_suffix(".png")
-        for candidate in (masks / rel, masks / rel.name):
+        generic = masks / split / s.modality / str(s.person_id) / rel.name
+        for candidate in (masks / rel, generic, masks / rel.name):
             if candidate.is_file():
                 s = dataclasses.replace(s, mask_path=str(candidate))
                 break
@@ -161,12 +165,12 @@ class SYSUMM01(ReIDDataset):
         train = attach_masks(cls._samples(root, train_ids, (1, 2, 3, 4, 5, 6)), root, mask_root)
         if not train:
             raise DatasetError(f"{root}: no training images under cam*/<train id>/ (expected {LAYOUT})")
-        query = attach_masks(cls._samples(root, test_ids, INFRARED_CAMERAS), root, mask_root)
+        query = attach_masks(cls._samples(root, test_ids, INFRARED_CAMERAS), root, mask_root, "test")
         perm_file, notes = cls._sampler(root, sampler)
         perm = load_permutations(perm_file) if perm_file else None
         protocols = {}
         for mode, cameras in MODES.items():
-            pool = attach_masks(cls._samples(root, test_ids, cameras), root, mask_root)
+            pool = attach_masks(cls._samples(root, test_ids, cameras), root, mask_root, "test")
             for shots, suffix in ((1, ""), (MULTI_SHOT, "-multishot")):
                 name = mode + suffix
                 protocols[name] = cls._protocol(name, query, pool, cameras, shots, perm)
