@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from reidkit.bench.results import Row, epoch_keys, protocols
 
@@ -52,8 +53,9 @@ def _axes(title: str, xlabel: str, ylabel: str):
     fig = Figure(figsize=_SIZE)
     ax = fig.add_subplot()
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(f"{xlabel}   (lines: mean over runs; bands: ± 1 sample std)", fontsize=8)
     ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return fig, ax
 

@@ -41,9 +41,9 @@ class ReferenceResult:
     setting: str
     dataset: str
     protocol: str
-    rank1: float | None
-    mAP: float | None
-    mINP: float | None
+    rank1: str | None  # as published (trailing zeros kept); float() for arithmetic
+    mAP: str | None
+    mINP: str | None
     note: str
     source: str
     provenance: str
@@ -63,12 +63,17 @@ def provenance_kind(tag: str) -> str:
     return "other"
 
 
-def _number(value: Any, where: str) -> float | None:
-    if value is None:
+def _number(text: Any, where: str) -> str | None:
+    """The number as written in the file (so 76.40 stays 76.40), checked to be a percentage."""
+    if text in (None, "", "null", "~", "Null", "NULL"):
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
-        raise ConfigError(f"{where}: expected a percentage in [0, 100] or null, got {value!r}")
-    return float(value)
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0 <= value <= 100:
+        raise ConfigError(f"{where}: expected a percentage in [0, 100] or null, got {text!r}")
+    return str(text)
 
 
 def load_reference(path: str | Path) -> list[ReferenceResult]:
@@ -77,7 +82,8 @@ def load_reference(path: str | Path) -> list[ReferenceResult]:
     if not path.is_file():
         raise ConfigError(f"reference file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        # every scalar as its text: numbers keep the digits they were published with
+        data = yaml.load(path.read_text(), Loader=yaml.BaseLoader) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     entries = data.get("entries") if isinstance(data, dict) else None

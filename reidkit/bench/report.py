@@ -18,6 +18,7 @@ from reidkit.bench.results import (RunRecord, Row, Stat, collect_runs, dataset_c
                                    group_rows, protocols)
 
 DASH = "–"
+NUMERIC_COLUMNS = {"R1", "mAP", "mINP", "n", "wall (s)", "clustering (%)", "final ARI"}
 _SHORT = {"visible": "V", "infrared": "IR", "thermal": "T", "nir": "NIR", "tir": "TIR"}
 
 NOTES = (
@@ -127,7 +128,7 @@ def reference_tables(results: Sequence[ReferenceResult]) -> list[Table]:
         table = Table(title=kind, caption=caption, groups=[("", [
             "method", "setting", "dataset", "protocol", "R1", "mAP", "mINP", "provenance", "source"])])
         for r in chosen:
-            num = [DASH if v is None else f"{v:.2f}".rstrip("0").rstrip(".") for v in (r.rank1, r.mAP, r.mINP)]
+            num = [DASH if v is None else v for v in (r.rank1, r.mAP, r.mINP)]
             venue = f" ({r.venue})" if r.venue else ""
             source = r.source + (f"; {r.note}" if r.note else "")
             table.rows.append([r.method + venue, r.setting, r.dataset, r.protocol, *num, r.provenance, source])
@@ -164,7 +165,8 @@ REFERENCE_INTRO = (
 # ------------------------------------------------------------------------------------------------------
 def _md_table(table: Table) -> list[str]:
     header = [f"{g} {c}".strip() for g, cols in table.groups for c in cols]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    rule = ["---:" if c in NUMERIC_COLUMNS else "---" for _, cols in table.groups for c in cols]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table.rows]
     return lines
 
@@ -206,7 +208,7 @@ def render_markdown(report: Report, images: Sequence[tuple[str, str]] = ()) -> s
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1em;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}.ref td,.ref th{background:#fbf8ef}
+td.l{text-align:left}.ref td,.ref th{background:#fbf8ef}
 .plots img{max-width:640px;margin:4px}caption{text-align:left;font-weight:bold;padding:4px 0}
 .note{color:#555;font-size:13px}"""
 
@@ -215,7 +217,9 @@ def _html_table(table: Table, css: str = "") -> str:
     e = html.escape
     top = "".join(f'<th colspan="{len(cols)}">{e(g)}</th>' for g, cols in table.groups)
     sub = "".join(f"<th>{e(c)}</th>" for _, cols in table.groups for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    left = [c not in NUMERIC_COLUMNS for _, cols in table.groups for c in cols]
+    body = "".join("<tr>" + "".join(f"<td{' class=l' if lf else ''}>{e(c)}</td>" for c, lf in zip(row, left))
+                   + "</tr>" for row in table.rows)
     cls = f' class="{css}"' if css else ""
     return (f"<table{cls}><caption>{e(table.caption)}</caption><thead><tr>{top}</tr><tr>{sub}</tr></thead>"
             f"<tbody>{body}</tbody></table>")

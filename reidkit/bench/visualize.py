@@ -109,7 +109,8 @@ def ranked_figure(lists: Sequence[RankedList], title: str, size: tuple[int, int]
             for spine in ax.spines.values():
                 spine.set_edgecolor(colour)
                 spine.set_linewidth(3)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.04,
+                        wspace=0.08, hspace=0.45)
     return fig
 
 
