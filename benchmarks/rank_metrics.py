@@ -69,8 +69,8 @@ def main() -> None:
     dist, labels, ignore = make_case(args.size, args.ids)
     print(f"# {args.size} x {args.size}, {args.ids} identities, float32; numpy {np.__version__}, "
           f"{platform.processor() or platform.machine()}")
-    print("| exclusion | dedup CMC | rank_metrics (best of %d) | per-query reference | ratio "
-          "| hoisted-sort loop | ratio | rank-1 | mAP |" % args.repeats)
+    print(f"| exclusion | dedup CMC | rank_metrics (best of {args.repeats}) | per-query reference | ratio "
+          "| hoisted-sort loop | ratio | rank-1 | mAP |")
     print("|---|---|---|---|---|---|---|---|---|")
     for mask_name, mask in (("none", None), ("same-id-same-camera", ignore)):
         for dedup in (False, True):

@@ -5,12 +5,12 @@ import json
 
 import pytest
 from rich.console import Console
+from test_datasets_regdb import write_regdb
+from test_datasets_sysu_mm01 import TEST_IMAGES, write_sysu
 
 from reidkit.data.check import check_dataset, compare_counts, render_check
 from reidkit.data.datasets.base import DatasetError
 from reidkit.registry import RegistryError
-from test_datasets_regdb import write_regdb
-from test_datasets_sysu_mm01 import TEST_IMAGES, write_sysu
 
 
 def test_report_shape_and_mismatch_warnings(tmp_path):

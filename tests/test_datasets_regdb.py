@@ -27,7 +27,8 @@ def write_regdb(root: Path, trials=(1, 2), per_id: int = 2) -> Path:
         train_ids = {(t - 1) % 4, t % 4}
         for modality, folder in FOLDER.items():
             for split, ids in (("train", sorted(train_ids)), ("test", sorted(set(range(4)) - train_ids))):
-                lines = [f"{folder}/{pid}/{modality[0]}_{pid}_{i}.bmp {pid}" for pid in ids for i in range(per_id)]
+                lines = [f"{folder}/{pid}/{modality[0]}_{pid}_{i}.bmp {pid}"
+                         for pid in ids for i in range(per_id)]
                 (root / "idx" / f"{split}_{modality}_{t}.txt").write_text("\n".join(lines) + "\n")
     return root
 
@@ -40,11 +41,14 @@ def test_trial_picks_the_split(tmp_path):
     root = write_regdb(tmp_path / "RegDB")
     one, two = load(root, trial=1), load(root, trial=2)
     assert {s.person_id for s in one.train} == {0, 1} and {s.person_id for s in two.train} == {1, 2}
-    assert one.check_report()["train"] == {"thermal": {"images": 4, "ids": 2}, "visible": {"images": 4, "ids": 2}}
+    assert one.check_report()["train"] == {"thermal": {"images": 4, "ids": 2},
+                                           "visible": {"images": 4, "ids": 2}}
     assert set(one.protocols) == {"visible-to-thermal", "thermal-to-visible"}
     v2t, t2v = one.protocols["visible-to-thermal"], one.protocols["thermal-to-visible"]
-    assert {s.modality for s in v2t.query} == {"visible"} and {s.modality for s in v2t.gallery(0)} == {"thermal"}
-    assert {s.modality for s in t2v.query} == {"thermal"} and {s.modality for s in t2v.gallery(0)} == {"visible"}
+    assert {s.modality for s in v2t.query} == {"visible"}
+    assert {s.modality for s in v2t.gallery(0)} == {"thermal"}
+    assert {s.modality for s in t2v.query} == {"thermal"}
+    assert {s.modality for s in t2v.gallery(0)} == {"visible"}
     assert v2t.exclusion == "none" and not v2t.dedup_cmc and len(v2t.trials) == 1
     assert {s.camera for s in one.train} == {1, 2}
     assert any("3, 4, 5" in n for n in one.notes)  # split files 3-10 are absent from this fake
@@ -75,7 +79,8 @@ def test_fixed_features_score_hand_computed_numbers(tmp_path):
 
     out = evaluate(features, load(root).protocols["visible-to-thermal"])
     # id-2 queries rank: t2_0 (0.9), t3_0, t3_1, t2_1 -> matches at 1 and 4: AP (1 + 2/4)/2, INP 2/4
-    # id-3 queries rank: t2_1 (0.5), t3_1 (-0.1), t3_0 (-0.2), t2_0 -> matches at 2, 3: AP (1/2 + 2/3)/2, INP 2/3
+    # id-3 queries rank: t2_1 (0.5), t3_1 (-0.1), t3_0 (-0.2), t2_0 -> matches at 2, 3:
+    # AP (1/2 + 2/3)/2, INP 2/3
     assert out["rank1"] == pytest.approx(0.5) and out["cmc"][1] == 1.0
     assert out["mAP"] == pytest.approx(((1 + 2 / 4) / 2 + (1 / 2 + 2 / 3) / 2) / 2)
     assert out["mINP"] == pytest.approx((2 / 4 + 2 / 3) / 2)

@@ -152,7 +152,8 @@ def test_fixed_features_score_hand_computed_numbers(tmp_path):
         rows = []
         for s in samples:
             key = (s.person_id, s.camera)
-            rows.append([float(key == q) for q in queries] if key in sims else [sims[q][key] for q in queries])
+            is_query = key in sims
+            rows.append([float(key == q) if is_query else sims[q][key] for q in queries])
         return torch.tensor(rows)
 
     data = load(root)

@@ -49,7 +49,8 @@ def test_aligned_twin_rule_original_and_imsl_names():
     assert ignore_mask("aligned-twin", q, g).tolist() == [[True, False, True]]
     # IMSL's renamed files: the modality sits in the camera slot (_c1 RGB, _c2 NI, _c3 TI)
     q = [Sample("/r/test_rgb/000002_c1_0007.jpg", 2, 1, "visible")]
-    g = [Sample("/r/test_ni/000002_c2_0007.jpg", 2, 2, "nir"), Sample("/r/test_ni/000002_c2_0008.jpg", 2, 2, "nir")]
+    g = [Sample("/r/test_ni/000002_c2_0007.jpg", 2, 2, "nir"),
+         Sample("/r/test_ni/000002_c2_0008.jpg", 2, 2, "nir")]
     assert ignore_mask("aligned-twin", q, g).tolist() == [[True, False]]
 
 

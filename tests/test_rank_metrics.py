@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from reidkit.evaluation import rank
-from reidkit.evaluation import rank_metrics
+from reidkit.evaluation import rank, rank_metrics
 from reidkit.evaluation.reference import rank_metrics_reference
 
 KEYS = ("mAP", "mINP", "rank1", "rank5", "rank10", "rank20", "num_valid", "num_queries")
@@ -63,7 +62,8 @@ def test_sysu_camera3_query_skips_camera2_whatever_the_identity():
     q_cams = np.array([3, 6])
     ignore = (q_cams[:, None] == 3) & (g_cams[None, :] == 2)
     out = rank_metrics(dist, [0, 0], g_ids, ignore=ignore, dedup_cmc=True)
-    # cam3 query sees B@cam1, A@cam1 -> rank 2, AP 1/2; cam6 query sees B2, A2, B1, A1 -> rank 2, AP (1/2+2/4)/2
+    # cam3 query sees B@cam1, A@cam1 -> rank 2, AP 1/2;
+    # cam6 query sees B2, A2, B1, A1 -> rank 2, AP (1/2 + 2/4) / 2
     assert out["rank1"] == 0.0 and out["cmc"][1] == 1.0
     assert out["mAP"] == pytest.approx((1 / 2 + (1 / 2 + 2 / 4) / 2) / 2)
     assert out["mINP"] == pytest.approx((1 / 2 + 2 / 4) / 2)

@@ -28,7 +28,7 @@ def check_dataset(name: str, root: str, **data: Any) -> tuple[dict[str, Any], li
     """Load dataset ``name`` from ``root`` (extra ``data`` config fields allowed, e.g. ``trial=3``).
 
     Returns the report and one warning per count that differs from (or is missing against) the published
-    figure. Raises ``DatasetError`` for a wrong or incomplete folder and ``RegistryError`` for an unknown name.
+    figure. Raises ``DatasetError`` for a wrong or incomplete folder, ``RegistryError`` for an unknown name.
     """
     cls = DATASETS.get(name)
     dataset = cls.from_config(DataConfig(dataset=name, root=str(root), **data))
@@ -67,7 +67,7 @@ def _cell(found: Any, want: Any) -> Text:
 
 
 def render_check(report: Mapping[str, Any], warnings: list[str]) -> Group:
-    """Two tables (training split per modality; protocols) with official counts beside, then notes/warnings."""
+    """Header, two tables (training split; protocols) with the official counts beside, notes and warnings."""
     official = official_counts(report["dataset"]) if report.get("dataset") in DATASETS.names() else {}
     header = Text(f"{report['dataset']} at {report['root']}", style="bold")
     train = Table(title="training split", title_justify="left")

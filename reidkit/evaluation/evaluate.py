@@ -31,8 +31,8 @@ def _features(features_fn: FeaturesFn, samples: Sequence[Sample], what: str) -> 
     if not isinstance(feats, torch.Tensor):
         feats = torch.as_tensor(np.asarray(feats))
     if feats.ndim != 2 or feats.shape[0] != len(samples):
-        raise ValueError(f"features_fn returned shape {tuple(feats.shape)} for {len(samples)} {what} samples; "
-                         "expected [n, D]")
+        raise ValueError(f"features_fn returned shape {tuple(feats.shape)} for {len(samples)} {what} "
+                         "samples; expected [n, D]")
     return feats.detach().to("cpu", torch.float32)
 
 

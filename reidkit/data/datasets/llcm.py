@@ -20,6 +20,7 @@ infrared images become the probes against all visible images). reidkit follows t
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -71,7 +72,8 @@ class LLCM(ReIDDataset):
         train: list[Sample] = []
         for modality, (listing, _) in FOLDERS.items():
             listed = read_labelled_list(root / "idx" / listing, root, modality, 0)
-            train += [dataclasses.replace(s, camera=camera_from_path(s.path[len(str(root)):])) for s in listed]
+            train += [dataclasses.replace(s, camera=camera_from_path(os.path.relpath(s.path, root)))
+                      for s in listed]
         train = attach_masks(train, root, mask_root)
         test_ids = sorted(set(read_id_line(root / "idx" / "test_id.txt")))
         test = {m: cls._test_samples(root / folder, m, test_ids) for m, (_, folder) in FOLDERS.items()}
@@ -82,8 +84,9 @@ class LLCM(ReIDDataset):
         protocols = {}
         for q, g in (("visible", "infrared"), ("infrared", "visible")):
             name = f"{q}-to-{g}"
-            protocols[name] = Protocol(name, test[q], test[g], cls._trials(test[g]), exclusion="same-id-same-camera",
-                                       dedup_cmc=True, info={"sampler": "seeded", "shots": 1})
+            protocols[name] = Protocol(name, test[q], test[g], cls._trials(test[g]),
+                                       exclusion="same-id-same-camera", dedup_cmc=True,
+                                       info={"sampler": "seeded", "shots": 1})
         notes = ["gallery sampler: seeded (DEEN's random.seed(trial), one image per identity and camera)"]
         return cls(str(root), tuple(FOLDERS), train, protocols, notes=notes)
 

@@ -71,7 +71,8 @@ class RegDB(ReIDDataset):
         idx = root / "idx"
 
         def load(split: str, modality: str) -> list[Sample]:
-            listed = read_labelled_list(idx / f"{split}_{modality}_{trial}.txt", root, modality, MODALITIES[modality])
+            listing = idx / f"{split}_{modality}_{trial}.txt"
+            listed = read_labelled_list(listing, root, modality, MODALITIES[modality])
             return attach_masks(listed, root, mask_root, split)
 
         train = load("train", "visible") + load("train", "thermal")

@@ -64,7 +64,7 @@ def imsl_samples(folder: Path, modality: str | None = None) -> list[Sample]:
     for path in image_files(folder):
         match = _IMSL_NAME.match(path.name)
         if not match or int(match.group(2)) not in IMSL_CODES:
-            raise DatasetError(f"{path}: expected a name <pid>_c<m>_... with m in 1-3 (IMSL's RGBNT201 layout)")
+            raise DatasetError(f"{path}: expected a name <pid>_c<m>_... with m in 1-3 (IMSL's layout)")
         pid, code = int(match.group(1)), int(match.group(2))
         if pid == -1:
             continue
@@ -98,7 +98,8 @@ class RGBNT201(ReIDDataset):
 
     @classmethod
     def from_config(cls, cfg: Any) -> "RGBNT201":
-        root = resolve_root(cfg.root, "RGBNT201", ("test", "test_rgb"), LAYOUT, subfolders=("RGBNT201", "rgbnt201"))
+        root = resolve_root(cfg.root, "RGBNT201", ("test", "test_rgb"), LAYOUT,
+                            subfolders=("RGBNT201", "rgbnt201"))
         return cls.from_root(root, exclude_aligned_twin=cfg.exclude_aligned_twin, mask_root=cfg.mask_root)
 
     @classmethod
@@ -117,9 +118,10 @@ class RGBNT201(ReIDDataset):
         info = {"layout": layout, "aligned_twin": "excluded" if exclude_aligned_twin else "kept"}
         protocols = modality_protocols(test, exclusion, info)
         if not protocols:
-            raise DatasetError(f"{root}: the test split needs images of at least two modalities (expected {LAYOUT})")
+            raise DatasetError(f"{root}: the test split needs images of two modalities or more ({LAYOUT})")
         modalities = tuple(m for m in MODALITIES if any(s.modality == m for s in train) or test.get(m))
-        notes = [f"layout: {layout}" + (" (camera ids are the modality codes 1-3)" if layout == "imsl" else ""),
+        camera_note = " (camera ids are the modality codes 1-3)" if layout == "imsl" else ""
+        notes = [f"layout: {layout}{camera_note}",
                  f"aligned twins {info['aligned_twin']} (data.exclude_aligned_twin={exclude_aligned_twin})"]
         absent = [m for m in MODALITIES if not test.get(m)]
         if absent:

@@ -125,13 +125,15 @@ def official_gallery(perm: list[np.ndarray], groups: dict[tuple[int, int], list[
             if g_cam != cam:
                 continue
             persons = perm[cam - 1] if cam - 1 < len(perm) else np.empty(0, dtype=object)
-            table = np.atleast_2d(np.asarray(persons[pid - 1])) if pid - 1 < len(persons) else np.empty((0, 0))
+            known = pid - 1 < len(persons)
+            table = np.atleast_2d(np.asarray(persons[pid - 1])) if known else np.empty((0, 0))
             if table.size == 0:
                 continue  # the official code skips (camera, person) pairs without a permutation
             chosen = np.asarray(table[trial][:shots], dtype=np.int64)
             if chosen.max() > sizes[(cam, pid)] or chosen.min() < 1:
-                raise DatasetError(f"rand_perm_cam.mat picks image {int(chosen.max())} of cam{cam}/{pid:04d}, "
-                                   f"which holds {sizes[(cam, pid)]} images: the file does not fit this copy")
+                raise DatasetError(f"rand_perm_cam.mat picks image {int(chosen.max())} of "
+                                   f"cam{cam}/{pid:04d}, which holds {sizes[(cam, pid)]} images: the file "
+                                   "does not fit this copy")
             picked.extend(positions[i - 1] for i in chosen)
     return np.asarray(picked, dtype=np.int64)
 
@@ -159,7 +161,8 @@ class SYSUMM01(ReIDDataset):
         exp = root / "exp"
         train_ids = sorted(set(read_id_line(exp / "train_id.txt")) | set(read_id_line(exp / "val_id.txt")))
         test_ids = sorted(set(read_id_line(exp / "test_id.txt")))
-        missing = [f"cam{c}" for c in (*VISIBLE_CAMERAS, *INFRARED_CAMERAS) if not (root / f"cam{c}").is_dir()]
+        cameras = (*VISIBLE_CAMERAS, *INFRARED_CAMERAS)
+        missing = [f"cam{c}" for c in cameras if not (root / f"cam{c}").is_dir()]
         if missing:
             raise DatasetError(f"{root}: missing camera folders {', '.join(missing)} (expected {LAYOUT})")
         train = attach_masks(cls._samples(root, train_ids, (1, 2, 3, 4, 5, 6)), root, mask_root)
@@ -188,8 +191,8 @@ class SYSUMM01(ReIDDataset):
         if choice == "official" and found is None:
             raise DatasetError(
                 f"data.gallery_sampler=official needs rand_perm_cam.mat in {root / 'exp'}; it ships with the "
-                "official evaluation code (github.com/wuancong/SYSU-MM01, evaluation/data_split/), not with the "
-                "dataset zip. Copy it there or use gallery_sampler=seeded.")
+                "official evaluation code (github.com/wuancong/SYSU-MM01, evaluation/data_split/), not "
+                "with the dataset zip. Copy it there or use gallery_sampler=seeded.")
         if choice != "seeded" and found is not None:
             return found, [f"gallery sampler: official permutations from {found}"]
         why = "data.gallery_sampler=seeded" if choice == "seeded" else \
