@@ -104,17 +104,33 @@ def _first_line(e: BaseException) -> str:
 def run_job(job: Job, run_dir: Path, *, device: str | None = None, callbacks: Sequence[Any] = ()
             ) -> dict[str, Any]:
     """Resolve the job's config and run it (resuming from a checkpoint written with the same config)."""
-    from reidkit.config import dump
     from reidkit.engine.run import resolve_run_config, run
 
     cfg = resolve_run_config(job.method, config_file=job.config_file, overrides=job.all_overrides(run_dir))
     resume = False
-    saved = run_dir / "config.yaml"
     if (run_dir / "checkpoints" / "last.pt").is_file():
-        resume = saved.is_file() and saved.read_text() == dump(cfg)
+        resume = _same_config(run_dir / "config.yaml", cfg)
         if not resume:
             log.warning("%s: the checkpoint there was written with another config; starting afresh", run_dir)
     return run(cfg, device=device, resume=resume, callbacks=callbacks)
+
+
+def _same_config(saved: Path, cfg: Any) -> bool:
+    """Whether ``saved`` (a run's config.yaml) holds ``cfg``, wherever the folder is now (output ignored)."""
+    import yaml
+
+    from reidkit.config import to_dict
+
+    try:
+        old = yaml.safe_load(saved.read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    new = to_dict(cfg)
+    if not isinstance(old, dict):
+        return False
+    old.pop("output", None)
+    new.pop("output", None)
+    return old == new
 
 
 RunFn = Callable[..., dict]

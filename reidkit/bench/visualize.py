@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from reidkit.data.records import Sample
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MARKERS = {"visible": "o", "infrared": "^", "thermal": "s", "nir": "D", "tir": "v"}
 ROWS_PER_PAGE = 8
+_PROJECTION = {"tsne": "t-SNE", "pca": "PCA"}
 _CAMERA_OF_LOCATION = {3: 2}  # SYSU-MM01: an infrared camera-3 query skips every visible camera-2 image
 
 
@@ -139,8 +141,10 @@ def embedding_figure(coords: np.ndarray, samples: Sequence[Sample], title: str) 
     for modality in sorted({s.modality for s in samples}):
         rows = [i for i, s in enumerate(samples) if s.modality == modality]
         ax.scatter(coords[rows, 0], coords[rows, 1], c=[colour[samples[i].person_id] for i in rows],
-                   marker=MARKERS.get(modality, "x"), s=22, edgecolors="black", linewidths=0.3, label=modality)
-    ax.legend(title="modality (colour = identity)", fontsize=7, title_fontsize=7)
+                   marker=MARKERS.get(modality, "x"), s=22, edgecolors="black", linewidths=0.3)
+    handles = [Line2D([], [], linestyle="", marker=MARKERS.get(m, "x"), markerfacecolor="lightgray",
+                      markeredgecolor="black", label=m) for m in sorted({s.modality for s in samples})]
+    ax.legend(handles=handles, title="marker = modality, colour = identity", fontsize=7, title_fontsize=7)
     ax.set_xticks([])
     ax.set_yticks([])
     return fig
@@ -173,7 +177,7 @@ def write_pictures(out: Path, name: str, q_feats: np.ndarray, g_feats: np.ndarra
     if len(samples) >= 3:
         coords = project_2d(feats, embedding, seed)
         path = out / f"embedding-{name}.png"
-        embedding_figure(coords, samples, f"{name}: {embedding.upper()} of {len(samples)} test features, "
+        embedding_figure(coords, samples, f"{name}: {_PROJECTION[embedding]} of {len(samples)} test features, "
                                           f"{len({s.person_id for s in samples})} identities").savefig(path, dpi=110)
         files.append(path.name)
     return {"files": files, "queries": [r.as_dict() for r in lists]}
