@@ -273,3 +273,35 @@ def test_pictures_of_a_protocol(tiny_root, tmp_path, monkeypatch):
     assert all(e["modality"] == "infrared" for e in first["gallery"]) and first["modality"] == "visible"
     assert [e["match"] for e in first["gallery"]] == [e["person_id"] == first["person_id"] for e in first["gallery"]]
     assert all((tmp_path / f).read_bytes()[:4] == b"\x89PNG" for f in part["files"])
+
+
+def test_eval_visualize_on_a_trained_checkpoint(example_method, tiny_root, tmp_path, monkeypatch, capsys):
+    from reidkit import registry
+    from reidkit.engine.run import run
+    from reidkit.registry import Entry
+    from reidkit.testing import tiny_config
+
+    entries = dict(registry.METHODS._discover())
+    entries["kmeans-proxy"] = Entry("kmeans-proxy", "reidkit_kmeans_proxy:KMeansProxy", "example",
+                                    lambda: example_method)
+    monkeypatch.setattr(registry.METHODS, "_entries", entries)
+    monkeypatch.setattr(registry.METHODS, "_loaded", {})
+    run(tiny_config(example_method, tiny_root, [f"output={tmp_path / 'run'}"]))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checkpoint", required=True)  # what the CLI's eval parser already has
+    parser.add_argument("--set", action="append")
+    parser.add_argument("--device")
+    commands.add_eval_visualize_args(parser)
+    ckpt = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    args = parser.parse_args(["--checkpoint", ckpt, "--visualize", "3", "--output", str(tmp_path / "pics"),
+                              "--embedding", "pca", "--protocol", "infrared-to-visible", "--top", "4"])
+    assert commands.visualize_checkpoint(args) == 0
+    doc = json.loads((tmp_path / "pics" / "ranked.json").read_text())
+    assert list(doc["protocols"]) == ["infrared-to-visible"] and doc["method"] == "kmeans-proxy"
+    part = doc["protocols"]["infrared-to-visible"]
+    assert len(part["queries"]) == 3 and all(len(q["gallery"]) == 4 for q in part["queries"])
+    assert all((tmp_path / "pics" / f).is_file() for f in part["files"])
+    assert "embedding-infrared-to-visible.png" in capsys.readouterr().out
+    bad = parser.parse_args(["--checkpoint", ckpt, "--visualize", "3"])
+    with pytest.raises(ConfigError, match="needs --output"):
+        commands.visualize_checkpoint(bad)
