@@ -62,7 +62,8 @@ def list_images(folder: Path) -> list[str]:
         names = os.listdir(folder)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(str(folder / n) for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
+    base = str(folder)
+    return sorted(os.path.join(base, n) for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
 
 
 def attach_masks(samples: Sequence[Sample], root: Path, mask_root: str | Path | None,
