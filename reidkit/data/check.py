@@ -78,8 +78,10 @@ def render_check(report: Mapping[str, Any], warnings: list[str]) -> Group:
         train.add_row(modality, _cell(counts["images"], want.get("images")), _official(want.get("images")),
                       _cell(counts["ids"], want.get("ids")), _official(want.get("ids")))
     protocols = Table(title="protocols (gallery = one trial)", title_justify="left")
-    for column in ("protocol", "query", "official", "gallery", "official", "trials", "official"):
-        protocols.add_column(column, justify="left" if column == "protocol" else "right")
+    longest = max((len(n) for n in report.get("protocols", {})), default=8)
+    protocols.add_column("protocol", no_wrap=True, min_width=longest)
+    for column in ("query", "official", "gallery", "official", "trials", "official"):
+        protocols.add_column(column, justify="right")
     for name, counts in report.get("protocols", {}).items():
         want = (official.get("protocols") or {}).get(name, {})
         row = [name]
