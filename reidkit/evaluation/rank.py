@@ -81,14 +81,19 @@ class _Gallery:
         counts = np.bincount(code, minlength=self.num_ids)
         self.ends = np.cumsum(counts).astype(np.int64)
         self.starts = self.ends - counts
-        width = int(counts.max()) if len(counts) else 0
-        # members[k] = columns of identity k, padded with -1; an extra all -1 row for unknown identities
-        self.members = np.full((self.num_ids + 1, max(width, 1)), -1, dtype=np.int64)
-        slot = np.arange(len(code)) - np.repeat(self.starts, counts)
-        self.members[code[self.order], slot] = self.order
+        # an unknown query identity gets code num_ids: an empty group
+        self.counts = np.concatenate([counts, [0]]).astype(np.int64)
+        self.width = max(int(counts.max()) if len(counts) else 0, 1)
         pos = np.clip(np.searchsorted(uniq, query_ids), 0, max(len(uniq) - 1, 0))
-        known = (len(uniq) > 0) & (uniq[pos] == query_ids) if len(uniq) else np.zeros(len(query_ids), bool)
+        known = uniq[pos] == query_ids if len(uniq) else np.zeros(len(query_ids), dtype=bool)
         self.query_code = np.where(known, pos, self.num_ids)
+
+    def members(self, codes: np.ndarray) -> np.ndarray:
+        """[len(codes), width] gallery columns of each identity code, ascending, padded with -1."""
+        slot = np.arange(self.width)[None, :]
+        first = np.concatenate([self.starts, [0]])[codes][:, None]
+        inside = slot < self.counts[codes][:, None]
+        return np.where(inside, self.order[np.where(inside, first + slot, 0)] if len(self.order) else -1, -1)
 
 
 def _count_below(rows_sorted: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -133,7 +138,7 @@ def _chunk_metrics(d: np.ndarray, ign: np.ndarray | None, codes: np.ndarray, gal
                    dedup_cmc: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(valid, first_rank, AP, INP) for one chunk of queries; ``d`` [c, G], ``codes`` [c]."""
     c, g = d.shape
-    cols = gal.members[codes]  # [c, L] candidate true matches (the query identity's columns)
+    cols = gal.members(codes)  # [c, L] candidate true matches (the query identity's columns)
     safe_cols = np.maximum(cols, 0)
     vals = np.take_along_axis(d, safe_cols, axis=1).astype(d.dtype, copy=True)
     dropped = cols < 0
