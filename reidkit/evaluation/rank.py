@@ -14,9 +14,9 @@ Semantics (reference/PEERS.md §5.1, §5.5; the official SYSU-MM01 MATLAB code):
   rank is 1 + the number of other identities seen before the first true match. mAP and mINP always use
   the full filtered list.
 
-How it is fast: no per-query loop and no argsort. Per chunk of queries the distances are sorted by value
-only (``np.sort``, SIMD), then each true match's rank is found by a batched binary search of its own
-distance in its row (ties fixed up exactly by counting equal distances at smaller gallery indices).
+How it is fast: no per-query loop and no argsort of the distance matrix. Per chunk of queries the rows
+are sorted by value only (``np.sort``, SIMD), then each true match's rank is found by a batched binary
+search of its own distance in its row (ties fixed up exactly by counting equal distances at smaller gallery indices).
 Ignored entries are replaced by NaN, which never compares below or equal to anything. The slow, obvious
 per-query implementation lives in ``reidkit.evaluation.reference`` and the tests hold the two equal.
 """
