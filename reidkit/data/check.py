@@ -14,7 +14,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from reidkit.config import DataConfig
+from reidkit.config import DataConfig, build
 from reidkit.registry import DATASETS
 
 _FIELDS = {"train": ("images", "ids"), "protocols": ("query", "gallery", "trials")}
@@ -31,7 +31,7 @@ def check_dataset(name: str, root: str, **data: Any) -> tuple[dict[str, Any], li
     figure. Raises ``DatasetError`` for a wrong or incomplete folder, ``RegistryError`` for an unknown name.
     """
     cls = DATASETS.get(name)
-    dataset = cls.from_config(DataConfig(dataset=name, root=str(root), **data))
+    dataset = cls.from_config(build(DataConfig, {**data, "dataset": name, "root": str(root)}, "data"))
     report = dataset.check_report()
     report["notes"] = list(getattr(dataset, "notes", []))
     return report, compare_counts(report, getattr(cls, "official_counts", {}) or {})
