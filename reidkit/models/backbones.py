@@ -1,0 +1,392 @@
+"""ResNet backbones for re-identification, with shared or per-modality stems.
+
+A :class:`ReIDBackbone` is a torchvision-layout ResNet (so ImageNet state dicts load unchanged) cut into:
+
+- **stems** (conv1/bn1/relu/maxpool): one shared stem (IMSL's official code, METHODS.md §3.3) or one copy
+  per modality (AGW/ADCA, §2.5);
+- a **trunk** ``layer1..layer4`` shared by every modality, with a configurable last stride;
+- a **head**: GeM or average pooling, then a BN-neck with a frozen zero bias.
+
+``forward_multi`` concatenates the stem outputs of every modality before ``layer1``, so BatchNorm sees a
+mixed-modality batch as in IMSL's official code (§7.7). ``forward_stem``/``forward_layers``/``forward_head``
+let a method fork the trunk (the supervised baseline copies ``layer4`` per modality, §5.2).
+
+The registered builders (``resnet18``, ``resnet34``, ``resnet50``, ``resnet_mini``) all take
+``(model_cfg, modalities, **overrides)``; overrides replace :class:`~reidkit.config.ModelConfig` fields.
+``model.weights`` is applied by :func:`load_weights`: ``none``, ``imagenet`` (torchvision's IMAGENET1K_V1,
+from the torch hub cache or downloaded) or a local state-dict file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+from reidkit.models.neck import build_neck
+from reidkit.models.pooling import build_pooling
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reidkit.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+STEM_MODES = ("shared", "per-modality")
+_SHARED_KEY = "shared"
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be used: unreadable file, wrong architecture, no ImageNet weights, offline."""
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    """The architecture of one ResNet variant.
+
+    Attributes:
+        name: the registry name, used in messages.
+        block: torchvision's ``BasicBlock`` or ``Bottleneck``.
+        layers: blocks per stage (layer1..layer4).
+        widths: base channels per stage (the output has ``width * block.expansion`` channels).
+        stem_width: output channels of conv1.
+        imagenet: name of torchvision's weights enum (e.g. ``"ResNet50_Weights"``); None when no
+            pretrained weights exist.
+    """
+
+    name: str
+    block: type
+    layers: tuple[int, int, int, int]
+    widths: tuple[int, int, int, int] = (64, 128, 256, 512)
+    stem_width: int = 64
+    imagenet: str | None = None
+
+    @property
+    def feat_dim(self) -> int:
+        return self.widths[-1] * self.block.expansion
+
+
+RESNET18 = ResNetSpec("resnet18", BasicBlock, (2, 2, 2, 2), imagenet="ResNet18_Weights")
+RESNET34 = ResNetSpec("resnet34", BasicBlock, (3, 4, 6, 3), imagenet="ResNet34_Weights")
+RESNET50 = ResNetSpec("resnet50", Bottleneck, (3, 4, 6, 3), imagenet="ResNet50_Weights")
+# Sized for CPU runs on 128x64 images; see the throughput table in the resnet_mini docstring.
+RESNET_MINI = ResNetSpec("resnet-mini", BasicBlock, (1, 1, 1, 1), widths=(32, 64, 128, 256), stem_width=32)
+
+
+# ------------------------------------------------------------------------------------------------------
+# the network
+# ------------------------------------------------------------------------------------------------------
+def _make_stem(width: int) -> nn.Sequential:
+    return nn.Sequential(OrderedDict(
+        conv1=nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False),
+        bn1=nn.BatchNorm2d(width),
+        relu=nn.ReLU(inplace=True),
+        maxpool=nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+    ))
+
+
+def _make_stage(block: type, in_channels: int, width: int, blocks: int, stride: int) -> nn.Sequential:
+    out_channels = width * block.expansion
+    downsample = None
+    if stride != 1 or in_channels != out_channels:
+        downsample = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+    layers = [block(in_channels, width, stride, downsample)]
+    layers += [block(out_channels, width) for _ in range(blocks - 1)]
+    return nn.Sequential(*layers)
+
+
+def _check_modalities(modalities: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(modalities)
+    if not names:
+        raise ValueError("a backbone needs at least one modality name")
+    for name in names:
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"modality names must be non-empty strings without '.', got {name!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate modality names: {names}")
+    return names
+
+
+class ReIDBackbone(nn.Module):
+    """ResNet with modality stems, a shared trunk, pooling and a BN-neck.
+
+    Attributes:
+        feat_dim: D, the size of the pooled feature.
+        modalities: the modality names ``forward`` accepts.
+        stem_mode: ``"shared"`` or ``"per-modality"``.
+        stems: ``ModuleDict`` keyed ``"shared"`` or by modality; use :meth:`stem` to look one up.
+        layer1..layer4, pool, neck: the trunk and the head.
+    """
+
+    def __init__(self, spec: ResNetSpec, modalities: Sequence[str], *, pooling: str = "gem",
+                 gem_p: float = 3.0, last_stride: int = 1, stems: str = "shared", bnneck: bool = True,
+                 channels_last: bool = False) -> None:
+        super().__init__()
+        if stems not in STEM_MODES:
+            raise ValueError(f"stems must be one of {STEM_MODES}, got {stems!r}")
+        if last_stride not in (1, 2):
+            raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
+        self.spec = spec
+        self.modalities = _check_modalities(modalities)
+        self.stem_mode = stems
+        self.channels_last = bool(channels_last)
+        self.feat_dim = spec.feat_dim
+        keys = (_SHARED_KEY,) if stems == "shared" else self.modalities
+        self.stems = nn.ModuleDict({key: _make_stem(spec.stem_width) for key in keys})
+        in_channels = spec.stem_width
+        strides = (1, 2, 2, last_stride)
+        for i, (width, blocks, stride) in enumerate(zip(spec.widths, spec.layers, strides), start=1):
+            setattr(self, f"layer{i}", _make_stage(spec.block, in_channels, width, blocks, stride))
+            in_channels = width * spec.block.expansion
+        self.pool = build_pooling(pooling, p=gem_p)
+        self.neck = build_neck(self.feat_dim, bnneck)
+        self.reset_parameters()
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def reset_parameters(self) -> None:
+        """Random initialisation: Kaiming-normal convolutions (fan-out), BatchNorm weight 1 and bias 0."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+                module.reset_running_stats()
+
+    # -- pieces ---------------------------------------------------------------------------------------
+    def stem(self, modality: str) -> nn.Module:
+        """The stem (conv1/bn1/relu/maxpool) used for ``modality``; the same object for all when shared."""
+        if modality not in self.modalities:
+            raise KeyError(f"unknown modality {modality!r}; this backbone was built for {list(self.modalities)}")
+        return self.stems[_SHARED_KEY if self.stem_mode == "shared" else modality]
+
+    def forward_stem(self, images: Tensor, modality: str) -> Tensor:
+        """[B, 3, H, W] -> [B, C0, H/4, W/4] through the stem of ``modality``."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images [B, 3, H, W], got shape {tuple(images.shape)}")
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.stem(modality)(images)
+
+    def forward_layers(self, x: Tensor, start: int = 1, end: int = 4) -> Tensor:
+        """Run ``layer{start}`` .. ``layer{end}`` (inclusive) on a feature map."""
+        if not 1 <= start <= end <= 4:
+            raise ValueError(f"need 1 <= start <= end <= 4, got start={start}, end={end}")
+        for i in range(start, end + 1):
+            x = getattr(self, f"layer{i}")(x)
+        return x
+
+    def forward_head(self, fmap: Tensor) -> dict[str, Tensor]:
+        """[B, D, h, w] -> ``{"pool": [B, D], "feat": [B, D]}`` (BN-neck output, not L2-normalised)."""
+        pooled = self.pool(fmap)
+        return {"pool": pooled, "feat": self.neck(pooled)}
+
+    # -- whole passes ---------------------------------------------------------------------------------
+    def forward(self, images: Tensor, modality: str) -> dict[str, Tensor]:
+        """[B, 3, H, W] images of one modality -> ``{"pool": [B, D], "feat": [B, D]}``."""
+        return self.forward_head(self.forward_layers(self.forward_stem(images, modality)))
+
+    def forward_multi(self, images: Mapping[str, Tensor]) -> dict[str, dict[str, Tensor]]:
+        """``{modality: [B_m, 3, H, W]}`` -> ``{modality: {"pool": [B_m, D], "feat": [B_m, D]}}``.
+
+        Every modality goes through its stem, then the trunk and head run once on the concatenation, so
+        BatchNorm statistics (trunk and BN-neck) mix the modalities, as IMSL's official forward does.
+        All images must share one size.
+        """
+        if not images:
+            raise ValueError("forward_multi needs at least one modality")
+        names = list(images)
+        stems = [self.forward_stem(images[m], m) for m in names]
+        sizes = [s.shape[0] for s in stems]
+        out = self.forward_head(self.forward_layers(torch.cat(stems, dim=0)))
+        parts = {key: torch.split(value, sizes, dim=0) for key, value in out.items()}
+        return {m: {key: parts[key][i] for key in parts} for i, m in enumerate(names)}
+
+
+# ------------------------------------------------------------------------------------------------------
+# weights
+# ------------------------------------------------------------------------------------------------------
+def _display_path(path: Path) -> str:
+    home = str(Path.home())
+    text = str(path)
+    return "~" + text[len(home):] if home not in ("", "/") and text.startswith(home + os.sep) else text
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """Read a state dict from ``path``: a plain ``{name: tensor}`` or ``{"state_dict": {...}}``.
+
+    A ``module.`` prefix (DataParallel/DDP checkpoints) is removed. Raises ``FileNotFoundError`` naming the
+    file when it does not exist and :class:`WeightsError` when it cannot be read as a state dict.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"weights file not found: {path} (model.weights must be none, imagenet or an existing .pth file)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or foreign files
+        raise WeightsError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from e
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise WeightsError(f"weights file {path} holds no state dict of tensors "
+                           "(expected {name: tensor} or {'state_dict': {name: tensor}})")
+    state = dict(obj)
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _to_backbone_keys(state: Mapping[str, Tensor], model: ReIDBackbone) -> tuple[dict[str, Tensor], list[str]]:
+    """Map a torchvision-layout state dict onto the backbone's names (the stem copied into every stem).
+
+    A state dict saved from a :class:`ReIDBackbone` (keys ``stems.*``) is returned as is. Returns the
+    mapped dict and the ignored classifier keys (``fc.*``).
+    """
+    if any(k.startswith("stems.") for k in state):
+        return dict(state), []
+    mapped: dict[str, Tensor] = {}
+    ignored: list[str] = []
+    for key, value in state.items():
+        head = key.split(".", 1)[0]
+        if head in ("conv1", "bn1"):
+            for stem_key in model.stems:
+                mapped[f"stems.{stem_key}.{key}"] = value
+        elif head == "fc":
+            ignored.append(key)
+        else:
+            mapped[key] = value
+    return mapped, ignored
+
+
+def load_state_dict_into(model: ReIDBackbone, state: Mapping[str, Tensor], source: str) -> None:
+    """Load ``state`` (torchvision or ReIDBackbone layout) into ``model``; report what did not match.
+
+    Tensors whose shapes differ raise :class:`WeightsError` (the file is for another architecture), as
+    does a file sharing no tensor with the model. Missing and unexpected keys are logged as warnings
+    (the BN-neck, absent from ImageNet files, only at debug level).
+    """
+    mapped, ignored = _to_backbone_keys(state, model)
+    own = model.state_dict()
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+                  for k, v in mapped.items() if k in own and v.shape != own[k].shape]
+    if mismatched:
+        raise WeightsError(f"{source} does not fit backbone {model.spec.name}: {len(mismatched)} tensors differ "
+                           f"in shape, e.g. {'; '.join(mismatched[:3])}")
+    usable = {k: v for k, v in mapped.items() if k in own}
+    if not usable:
+        raise WeightsError(f"{source} shares no tensor with backbone {model.spec.name} "
+                           f"(first keys in the file: {list(state)[:3]})")
+    model.load_state_dict(usable, strict=False)
+    unexpected = sorted(set(mapped) - set(own))
+    missing = sorted(k for k in set(own) - set(usable) if not k.endswith("num_batches_tracked"))
+    trunk_missing = [k for k in missing if not k.startswith("neck.")]
+    if ignored:
+        log.debug("%s: ignored classifier tensors %s", source, ignored)
+    if trunk_missing:
+        log.warning("%s: %d backbone tensors missing from the file, left at their initial values: %s%s",
+                    source, len(trunk_missing), trunk_missing[:5], " ..." if len(trunk_missing) > 5 else "")
+    if missing and not trunk_missing:
+        log.debug("%s: BN-neck tensors not in the file, left at their initial values", source)
+    if unexpected:
+        log.warning("%s: %d tensors in the file are not in the backbone and were ignored: %s%s",
+                    source, len(unexpected), unexpected[:5], " ..." if len(unexpected) > 5 else "")
+    log.info("loaded %d tensors into %s from %s", len(usable), model.spec.name, source)
+
+
+def _download(url: str, destination: Path) -> None:
+    """Download ``url`` to ``destination`` (checked against the hash prefix in torchvision's file name).
+
+    A separate function so tests can replace it; torch writes to a temporary file first, so an interrupted
+    download leaves no partial file in the cache.
+    """
+    stem = destination.name.split(".")[0]
+    hash_prefix = stem.rsplit("-", 1)[1] if "-" in stem else None
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s to %s", url, destination)
+    torch.hub.download_url_to_file(url, str(destination), hash_prefix=hash_prefix, progress=False)
+
+
+def imagenet_state_dict(spec: ResNetSpec) -> dict[str, Tensor]:
+    """torchvision's ImageNet (IMAGENET1K_V1) weights for ``spec``, from the torch hub cache or downloaded.
+
+    Raises :class:`WeightsError` when the architecture has no ImageNet weights, or when they are not
+    cached and cannot be downloaded (the message names the file to place in the cache).
+    """
+    if spec.imagenet is None:
+        raise WeightsError(f"no ImageNet weights exist for backbone {spec.name}; "
+                           "use model.weights=none or model.weights=/path/to/file.pth")
+    weights = getattr(torchvision.models, spec.imagenet).IMAGENET1K_V1
+    filename = weights.url.rsplit("/", 1)[-1]
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if not cached.is_file():
+        try:
+            _download(weights.url, cached)
+        except Exception as e:  # URLError, socket timeouts, hash mismatch: all mean "no usable download"
+            raise WeightsError(
+                f"cannot download ImageNet weights for {spec.name} ({type(e).__name__}: {e}); offline, put "
+                f"{filename} in {_display_path(cached.parent)}, or pass model.weights=/path/to/{filename}") from e
+    return read_state_dict(cached)
+
+
+def load_weights(model: ReIDBackbone, weights: str) -> None:
+    """Apply ``model.weights``: ``"none"`` keeps the random init, ``"imagenet"``, or a local file path."""
+    if weights == "none":
+        return
+    if weights == "imagenet":
+        load_state_dict_into(model, imagenet_state_dict(model.spec), f"ImageNet weights of {model.spec.name}")
+        return
+    load_state_dict_into(model, read_state_dict(weights), str(Path(weights).expanduser()))
+
+
+# ------------------------------------------------------------------------------------------------------
+# registered builders
+# ------------------------------------------------------------------------------------------------------
+def build_resnet(spec: ResNetSpec, model_cfg: "ModelConfig", modalities: Sequence[str],
+                 **overrides) -> ReIDBackbone:
+    """Build ``spec`` from a ``ModelConfig`` whose fields ``overrides`` replace, then load its weights."""
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(model_cfg)})
+    if unknown:
+        raise TypeError(f"unknown backbone overrides {unknown}; valid: "
+                        f"{[f.name for f in dataclasses.fields(model_cfg)]}")
+    cfg = dataclasses.replace(model_cfg, **overrides)
+    if spec.imagenet is None and cfg.weights == "imagenet":
+        imagenet_state_dict(spec)  # raises before building anything
+    model = ReIDBackbone(spec, modalities, pooling=cfg.pooling, gem_p=cfg.gem_p, last_stride=cfg.last_stride,
+                         stems=cfg.stems, bnneck=cfg.bnneck, channels_last=cfg.channels_last)
+    load_weights(model, cfg.weights)
+    return model
+
+
+def resnet18(model_cfg: "ModelConfig", modalities: Sequence[str], **overrides) -> ReIDBackbone:
+    """torchvision ResNet-18 (D = 512)."""
+    return build_resnet(RESNET18, model_cfg, modalities, **overrides)
+
+
+def resnet34(model_cfg: "ModelConfig", modalities: Sequence[str], **overrides) -> ReIDBackbone:
+    """torchvision ResNet-34 (D = 512)."""
+    return build_resnet(RESNET34, model_cfg, modalities, **overrides)
+
+
+def resnet50(model_cfg: "ModelConfig", modalities: Sequence[str], **overrides) -> ReIDBackbone:
+    """torchvision ResNet-50 (D = 2048), the backbone of IMSL, ADCA and AGW."""
+    return build_resnet(RESNET50, model_cfg, modalities, **overrides)
+
+
+def resnet_mini(model_cfg: "ModelConfig", modalities: Sequence[str], **overrides) -> ReIDBackbone:
+    """A small ResNet for CPU runs on small images (D = 256); no pretrained weights exist.
+
+    One BasicBlock per stage, widths 32-64-128-256, a 32-channel stem.
+    """
+    return build_resnet(RESNET_MINI, model_cfg, modalities, **overrides)
