@@ -44,8 +44,10 @@ def _setup_logging(verbose: int) -> None:
     from rich.logging import RichHandler
 
     logger = logging.getLogger("reidkit")
-    logger.handlers[:] = [RichHandler(console=_console(stderr=True), show_path=False, markup=False)]
-    logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING)
+    handler = RichHandler(console=_console(stderr=True), show_path=False, markup=False)
+    handler.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING)
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG)  # handlers filter: the console by -v, a run's log.txt at INFO
     logger.propagate = False
 
 
@@ -56,10 +58,10 @@ def _pct(x: Any) -> str:
 def results_table(results: dict[str, dict[str, Any]], title: str = "results (last epoch)"):
     from rich.table import Table
 
-    table = Table(title=title)
-    table.add_column("protocol")
-    for col in ("Rank-1", "Rank-5", "Rank-10", "Rank-20", "mAP", "mINP"):
-        table.add_column(col + " %", justify="right")
+    table = Table(title=title, caption="scores in %")
+    table.add_column("protocol", no_wrap=True)
+    for col in ("R1", "R5", "R10", "R20", "mAP", "mINP"):
+        table.add_column(col, justify="right", no_wrap=True)
     table.add_column("trials", justify="right")
     for name, r in results.items():
         table.add_row(name, *(_pct(r.get(k)) for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")),

@@ -134,6 +134,7 @@ def run_directory(path: Path) -> Iterator[Path]:
             raise RunError(f"another run (pid {pid}) is writing to {path}; wait for it or choose --output") from None
         lock.write_text(str(os.getpid()))  # stale lock of a killed run
     handler = logging.FileHandler(path / "log.txt")
+    handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("reidkit")
     root.addHandler(handler)
