@@ -1,0 +1,199 @@
+"""Image transforms: the standard re-id train/test pipelines and the channel augmentations of CAJ/ADCA/IMSL.
+
+Pipelines map a PIL image to a normalised ``[3, H, W]`` float tensor. The channel operations
+(:class:`ChannelExchange`, :class:`ChannelAdapGray`, :class:`ChannelRandomErasing`, :class:`Grayscale`)
+act on such a normalised tensor, as in the official code (METHODS.md §2.5, §3.4), and return a new tensor.
+
+Every random choice is drawn from torch's global RNG (never Python's ``random`` or numpy's global state),
+so the engine's per-worker torch seeding makes a run reproducible.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torchvision import transforms as T
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# ITU-R 601 luma weights, applied to the normalised channels as the CAJ code does.
+LUMA = (0.2989, 0.5870, 0.1140)
+# CAJ's ChannelRandomErasing fill (its authors' per-channel means), kept for fidelity.
+CAJ_ERASE_FILL = (0.4914, 0.4822, 0.4465)
+
+
+def _resize(size: tuple[int, int]) -> T.Resize:
+    return T.Resize(tuple(size), interpolation=T.InterpolationMode.BICUBIC)
+
+
+def train_transform(size: tuple[int, int], *, extra: Sequence[Callable[[Tensor], Tensor]] = (), flip: bool = True,
+                    pad: int = 10, erase_p: float = 0.5) -> Callable[[Image.Image], Tensor]:
+    """The standard re-id training pipeline: PIL image -> normalised [3, H, W] tensor.
+
+    Bicubic resize to ``size`` = (H, W), horizontal flip (p = 0.5), zero-pad by ``pad`` and random crop
+    back to ``size``, to tensor, ImageNet normalisation, the ``extra`` tensor operations in order (e.g.
+    ``ChannelExchange()`` for IMSL's RGB images), then RandomErasing (p = ``erase_p``, area 0.02-0.4,
+    aspect 0.3-3.33) filled with the ImageNet mean *values* written into the normalised tensor, as IMSL's
+    code does.
+    """
+    steps: list[Callable] = [_resize(size)]
+    if flip:
+        steps.append(T.RandomHorizontalFlip(p=0.5))
+    if pad > 0:
+        steps += [T.Pad(pad), T.RandomCrop(tuple(size))]
+    steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD), *extra]
+    if erase_p > 0:
+        steps.append(T.RandomErasing(p=erase_p, scale=(0.02, 0.4), ratio=(0.3, 3.33), value=list(IMAGENET_MEAN)))
+    return T.Compose(steps)
+
+
+def test_transform(size: tuple[int, int]) -> Callable[[Image.Image], Tensor]:
+    """Clustering and test-time pipeline: bicubic resize to (H, W), to tensor, ImageNet normalisation."""
+    return T.Compose([_resize(size), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+test_transform.__test__ = False  # not a pytest test, although test modules import it by this name
+
+
+# ------------------------------------------------------------------------------------------------------
+# channel operations on one normalised [3, H, W] image
+# ------------------------------------------------------------------------------------------------------
+def _check_image(img: Tensor) -> None:
+    if img.dim() != 3 or img.shape[0] != 3:
+        raise ValueError(f"expected a [3, H, W] image tensor, got shape {tuple(img.shape)}")
+
+
+def _replicate(img: Tensor, channel: int) -> Tensor:
+    """[3, H, W] -> [3, H, W] with every channel a copy of ``channel``."""
+    return img[channel:channel + 1].expand(3, -1, -1).clone()
+
+
+def _luma(img: Tensor) -> Tensor:
+    """[3, H, W] -> [3, H, W] weighted channel sum copied to every channel."""
+    weights = torch.tensor(LUMA, dtype=img.dtype, device=img.device).view(3, 1, 1)
+    return (img * weights).sum(dim=0, keepdim=True).expand(3, -1, -1).clone()
+
+
+def _randint(high: int) -> int:
+    """Uniform integer in [0, high) from torch's RNG."""
+    return int(torch.randint(high, (1,)).item())
+
+
+def _rand() -> float:
+    return float(torch.rand(1).item())
+
+
+class ChannelExchange:
+    """Random channel: copy one of R/G/B, chosen uniformly, into all three channels.
+
+    The choice is uniform over ``0..gray``: 0-2 pick R, G or B; values above 2 give the grayscale
+    (luma) image. ``gray=2`` (the IMSL/ADCA setting) never picks grayscale.
+    """
+
+    def __init__(self, gray: int = 2) -> None:
+        if gray < 0:
+            raise ValueError(f"ChannelExchange needs gray >= 0, got {gray}")
+        self.gray = int(gray)
+
+    def __call__(self, img: Tensor) -> Tensor:
+        _check_image(img)
+        choice = _randint(self.gray + 1)
+        return _replicate(img, choice) if choice < 3 else _luma(img)
+
+    def __repr__(self) -> str:
+        return f"ChannelExchange(gray={self.gray})"
+
+
+class ChannelAdapGray:
+    """CAJ's adaptive gray for infrared images.
+
+    With probability 3/4 one of R/G/B (uniform) is copied to all channels; otherwise the image becomes
+    grayscale with probability ``p`` and is left unchanged with probability 1 - ``p``.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"ChannelAdapGray needs 0 <= p <= 1, got {p}")
+        self.p = float(p)
+
+    def __call__(self, img: Tensor) -> Tensor:
+        _check_image(img)
+        choice = _randint(4)
+        if choice < 3:
+            return _replicate(img, choice)
+        return _luma(img) if _rand() < self.p else img.clone()
+
+    def __repr__(self) -> str:
+        return f"ChannelAdapGray(p={self.p})"
+
+
+class ChannelRandomErasing:
+    """CAJ's random erasing: with probability ``p`` fill one random rectangle, per channel, with ``fill``.
+
+    The rectangle covers 2-40 % of the image with an aspect ratio in [0.3, 1/0.3] (uniform); up to 100
+    draws are tried until one fits, as in the original.
+    """
+
+    def __init__(self, p: float = 0.5, *, area: tuple[float, float] = (0.02, 0.4), min_aspect: float = 0.3,
+                 fill: Sequence[float] = CAJ_ERASE_FILL) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"ChannelRandomErasing needs 0 <= p <= 1, got {p}")
+        self.p = float(p)
+        self.area = (float(area[0]), float(area[1]))
+        self.min_aspect = float(min_aspect)
+        self.fill = tuple(float(v) for v in fill)
+
+    def __call__(self, img: Tensor) -> Tensor:
+        _check_image(img)
+        out = img.clone()
+        if _rand() >= self.p:
+            return out
+        _, height, width = img.shape
+        for _ in range(100):
+            target = (self.area[0] + _rand() * (self.area[1] - self.area[0])) * height * width
+            aspect = self.min_aspect + _rand() * (1.0 / self.min_aspect - self.min_aspect)
+            h = int(round(math.sqrt(target * aspect)))
+            w = int(round(math.sqrt(target / aspect)))
+            if 0 < h < height and 0 < w < width:
+                top, left = _randint(height - h + 1), _randint(width - w + 1)
+                fill = torch.tensor(self.fill, dtype=img.dtype, device=img.device).view(3, 1, 1)
+                out[:, top:top + h, left:left + w] = fill
+                return out
+        return out
+
+    def __repr__(self) -> str:
+        return f"ChannelRandomErasing(p={self.p})"
+
+
+class Grayscale:
+    """Deterministic luma image (0.2989 R + 0.5870 G + 0.1140 B) copied to all three channels."""
+
+    def __call__(self, img: Tensor) -> Tensor:
+        _check_image(img)
+        return _luma(img)
+
+    def __repr__(self) -> str:
+        return "Grayscale()"
+
+
+# ------------------------------------------------------------------------------------------------------
+# batch operations on [B, 3, H, W]
+# ------------------------------------------------------------------------------------------------------
+def channel_view(images: Tensor, channel: int) -> Tensor:
+    """[B, 3, H, W] -> [B, 3, H, W] with channel ``channel`` (0 = R, 1 = G, 2 = B) copied to all three.
+
+    Deterministic single-channel views, e.g. for CHCR's inter-channel refinement.
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images [B, 3, H, W], got shape {tuple(images.shape)}")
+    if channel not in (0, 1, 2):
+        raise ValueError(f"channel must be 0, 1 or 2, got {channel!r}")
+    return images[:, channel:channel + 1].expand(-1, 3, -1, -1).contiguous()
+
+
+def hflip(images: Tensor) -> Tensor:
+    """[..., H, W] -> the same images mirrored left-right (flip test-time augmentation)."""
+    return images.flip(-1)
