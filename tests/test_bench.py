@@ -75,8 +75,8 @@ def test_suite_expands_methods_variants_seeds_in_order(tmp_path):
 
 
 def test_overrides_round_trip_through_set_parsing():
-    values = {"data": {"preset": "tiny", "root": None}, "optim.milestones": [3, 5], "method_args.consistency": "off",
-              "eval.flip": True, "optim.lr": 1e-3}
+    values = {"data": {"preset": "tiny", "root": None}, "optim.milestones": [3, 5],
+              "method_args.consistency": "off", "eval.flip": True, "optim.lr": 1e-3}
     merged: dict = {}
     for text in flatten_overrides(values, "test"):
         key, value = next(iter(parse_override(text).items()))
@@ -120,10 +120,11 @@ def test_missing_suite_file(tmp_path):
 
 
 def test_every_committed_suite_loads():
-    files = sorted((ROOT / "benchmarks").glob("*.yaml")) + sorted((ROOT / "benchmarks" / "real").glob("*.yaml"))
+    bench = ROOT / "benchmarks"
+    files = [*sorted(bench.glob("*.yaml")), *sorted((bench / "real").glob("*.yaml"))]
     suites = [load_suite(f) for f in files if f.name != "reference.yaml"]
-    assert {s.name for s in suites} >= {"smoke", "synthetic", "synthetic-ablations", "sysu-mm01", "regdb", "llcm",
-                                        "rgbnt201"}
+    assert {s.name for s in suites} >= {"smoke", "synthetic", "synthetic-ablations", "sysu-mm01", "regdb",
+                                        "llcm", "rgbnt201"}
     synthetic = next(s for s in suites if s.name == "synthetic")
     assert {j.seed for j in synthetic.jobs} == {0, 1, 2}
     assert all('data.preset="standard"' in j.overrides for j in synthetic.jobs)
@@ -131,7 +132,8 @@ def test_every_committed_suite_loads():
 
 def test_smoke_suite_covers_every_built_in_method():
     """Built-in = registered by the reidkit distribution itself (setup.cfg), read from metadata."""
-    built_in = {e.name for e in registry.METHODS._discover().values() if e.value.startswith("reidkit_methods.")}
+    entries = registry.METHODS._discover().values()
+    built_in = {e.name for e in entries if e.value.startswith("reidkit_methods.")}
     assert built_in >= {"chcr", "imsl", "dc-baseline"}
     smoke = load_suite(ROOT / "benchmarks" / "smoke.yaml")
     assert {j.method for j in smoke.jobs} == built_in
@@ -262,7 +264,8 @@ def engine_suite(tmp_path: Path, tiny_root: Path) -> Path:
     """)
 
 
-def test_bench_command_runs_the_engine_resumes_and_reports_failures(with_example, tiny_root, tmp_path, capsys):
+def test_bench_command_runs_the_engine_resumes_and_reports_failures(with_example, tiny_root, tmp_path,
+                                                                    capsys):
     suite = engine_suite(tmp_path, tiny_root)
     out = tmp_path / "bench"
     assert cli(["bench", str(suite), "--output", str(out)]) == 1  # one method is not installed

@@ -12,7 +12,7 @@ import pytest
 
 from reidkit.bench import commands
 from reidkit.bench.reference import load_reference, provenance_kind
-from reidkit.bench.report import build_report, render_markdown, write_report
+from reidkit.bench.report import write_report
 from reidkit.bench.results import Stat
 from reidkit.config import ConfigError
 
@@ -34,8 +34,9 @@ def write_run(out: Path, rel: str, *, method: str, seed: int, r1: float, m_ap: f
                       "mAP": m_ap - shift, "mINP": m_inp - shift, "cmc": cmc, "trials": 1}
     records = []
     for e in range(epochs):
-        rec = {"epoch": e, "clusters": 40 + 5 * e + seed, "outliers": 0.1, "label_ari": ari * (e + 1) / epochs,
-               "time_prepare_s": 1.0, "time_train_s": 2.0, "time_epoch_s": 3.0}
+        rec = {"epoch": e, "clusters": 40 + 5 * e + seed, "outliers": 0.1,
+               "label_ari": ari * (e + 1) / epochs, "time_prepare_s": 1.0, "time_train_s": 2.0,
+               "time_epoch_s": 3.0}
         if cluster is not None:
             rec["time_cluster_s"] = cluster / epochs
         if eval_map:
@@ -65,11 +66,12 @@ def bench(tmp_path) -> Path:
     for seed, r1, m_ap, m_inp, wall, cluster, ari in CHCR:
         write_run(out, f"synthetic-standard/chcr/seed{seed}", method="chcr", seed=seed, r1=r1, m_ap=m_ap,
                   m_inp=m_inp, wall=wall, cluster=cluster, ari=ari, eval_map=True)
-    write_run(out, "synthetic-standard/imsl/no-smr/seed0", method="imsl", seed=0, r1=0.3, m_ap=0.25, m_inp=0.1,
-              wall=50.0, cluster=None, ari=0.4)
+    write_run(out, "synthetic-standard/imsl/no-smr/seed0", method="imsl", seed=0, r1=0.3, m_ap=0.25,
+              m_inp=0.1, wall=50.0, cluster=None, ari=0.4)
     failed = out / "synthetic-standard/imsl/no-smr/seed1"
     failed.mkdir(parents=True)
-    (failed / "failed.json").write_text(json.dumps({"error": "RuntimeError: out of memory", "traceback": "..."}))
+    (failed / "failed.json").write_text(json.dumps({"error": "RuntimeError: out of memory",
+                                                     "traceback": "..."}))
     broken = out / "synthetic-standard/dc-baseline/seed0"
     broken.mkdir(parents=True)
     (broken / "failed.json").write_text(json.dumps({"error": "ConfigError: bad key", "traceback": "..."}))
@@ -135,10 +137,10 @@ def test_single_run_has_no_std_and_failed_runs_show(bench):
 
 def test_rows_follow_the_suite_index_and_flag_config_drift(tmp_path):
     out = tmp_path / "bench"
-    write_run(out, "d/b/seed0", method="b", seed=0, r1=0.5, m_ap=0.4, m_inp=0.2, wall=1, cluster=None, ari=0.1)
-    write_run(out, "d/a/seed0", method="a", seed=0, r1=0.5, m_ap=0.4, m_inp=0.2, wall=1, cluster=None, ari=0.1)
-    write_run(out, "d/a/seed1", method="a", seed=1, r1=0.5, m_ap=0.4, m_inp=0.2, wall=1, cluster=None, ari=0.1,
-              config_extra={"data": {"preset": "small"}})
+    same = dict(r1=0.5, m_ap=0.4, m_inp=0.2, wall=1, cluster=None, ari=0.1)
+    write_run(out, "d/b/seed0", method="b", seed=0, **same)
+    write_run(out, "d/a/seed0", method="a", seed=0, **same)
+    write_run(out, "d/a/seed1", method="a", seed=1, **same, config_extra={"data": {"preset": "small"}})
     runs = [{"id": i, "dir": i, "dataset": "d", "method": m, "variant": None, "seed": s, "trial": None}
             for i, m, s in (("d/b/seed0", "b", 0), ("d/a/seed0", "a", 0), ("d/a/seed1", "a", 1),
                             ("d/c/seed0", "c", 0))]
@@ -173,7 +175,8 @@ entries:
     only_real = tmp_path / "real.yaml"
     only_real.write_text(ref.read_text().split("  - method: X")[0])
     assert "## Published numbers" not in write_report(bench, reference=only_real)
-    asked = write_report(bench, reference=only_real, reference_required=True).partition("## Published numbers")[2]
+    asked = write_report(bench, reference=only_real, reference_required=True)
+    asked = asked.partition("## Published numbers")[2]
     assert "| PGM |" in asked and "None of these is on a dataset measured above." in asked
 
 
@@ -182,7 +185,8 @@ def test_committed_reference_file_is_valid_and_tagged():
     assert len(results) > 50
     assert {r.dataset for r in results} == {"sysu_mm01", "regdb", "llcm"}
     assert {provenance_kind(r.provenance) for r in results} == {"re-read", "recalled", "other"}
-    pgm_log = [r for r in results if r.method == "PGM" and r.provenance == "[log]" and r.protocol == "all-search"]
+    pgm_log = [r for r in results
+               if r.method == "PGM" and r.provenance == "[log]" and r.protocol == "all-search"]
     assert [(r.rank1, r.mAP, r.mINP) for r in pgm_log] == [("56.29", "51.36", "35.06")]
     sdcl = next(r for r in results if r.method.startswith("SDCL") and r.protocol == "indoor-search")
     assert sdcl.mAP == "76.40"  # as published, trailing zero kept
@@ -243,7 +247,8 @@ def test_ranked_lists_skip_excluded_entries_and_mark_matches():
     lists = ranked_lists(q, g, query, gallery, [0, 1], rule="sysu-location", top=3)
     assert [s.path for s in lists[0].gallery] == ["g1", "g3"]  # camera-2 images skipped for a camera-3 query
     assert lists[0].matches == [True, False]
-    assert [s.path for s in lists[1].gallery] == ["g2", "g3", "g1"] and lists[1].matches == [True, False, False]
+    assert [s.path for s in lists[1].gallery] == ["g2", "g3", "g1"]
+    assert lists[1].matches == [True, False, False]
     same = ignore_mask(query, [Sample("x", 1, 3, "visible")], "same-id-same-camera")
     assert same.tolist() == [[True], [False]]
     assert pick_queries(list(range(10)), 3) == [0, 4, 9] or pick_queries(list(range(10)), 3) == [0, 5, 9]
@@ -260,7 +265,10 @@ def test_pictures_of_a_protocol(tiny_root, tmp_path, monkeypatch):
     query, gallery = list(protocol.query), protocol.gallery(0)
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(100, 8))
-    feats = lambda samples: np.stack([centres[s.person_id] + 0.3 * rng.normal(size=8) for s in samples])
+
+    def feats(samples):
+        return np.stack([centres[s.person_id] + 0.3 * rng.normal(size=8) for s in samples])
+
     q, g = feats(query), feats(gallery)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     g /= np.linalg.norm(g, axis=1, keepdims=True)
@@ -271,7 +279,8 @@ def test_pictures_of_a_protocol(tiny_root, tmp_path, monkeypatch):
     assert len(part["queries"]) == 4 and all(len(r["gallery"]) == 5 for r in part["queries"])
     first = part["queries"][0]
     assert all(e["modality"] == "infrared" for e in first["gallery"]) and first["modality"] == "visible"
-    assert [e["match"] for e in first["gallery"]] == [e["person_id"] == first["person_id"] for e in first["gallery"]]
+    assert [e["match"] for e in first["gallery"]] == [e["person_id"] == first["person_id"]
+                                                      for e in first["gallery"]]
     assert all((tmp_path / f).read_bytes()[:4] == b"\x89PNG" for f in part["files"])
 
 

@@ -39,13 +39,14 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=cmd_bench)
 
     p = subparsers.add_parser("report", help="side-by-side report of a benchmark folder",
-                              description="Tables of mean ± std over seeds per method and protocol; HTML adds "
-                                          "plots. Published numbers, if a reference file is found, are shown "
-                                          "in a separate block.")
+                              description="Tables of mean ± std over seeds per method and protocol; HTML "
+                                          "adds plots. Published numbers, if a reference file is found, are "
+                                          "shown in a separate block.")
     p.add_argument("dir", help="benchmark folder written by 'reidkit bench'")
     p.add_argument("--format", choices=("markdown", "html"), default="markdown")
     p.add_argument("--output", help="write the report here (default: print it)")
-    p.add_argument("--plots", metavar="DIR", help="markdown: also write the plots as PNG files here and link them")
+    p.add_argument("--plots", metavar="DIR",
+                   help="markdown: also write the plots as PNG files here and link them")
     p.add_argument("--reference", metavar="FILE",
                    help=f"published numbers to show apart (default: {DEFAULT_REFERENCE} if it exists, "
                         "restricted to the datasets measured)")

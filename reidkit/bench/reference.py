@@ -99,7 +99,8 @@ def load_reference(path: str | Path) -> list[ReferenceResult]:
         if unknown or missing:
             raise ConfigError(f"{where}: " + (f"unknown keys {unknown}" if unknown else f"missing {missing}"))
         if not isinstance(e["results"], dict):
-            raise ConfigError(f"{where}.results: expected a mapping of '<dataset>/<protocol>' to [R1, mAP, mINP]")
+            raise ConfigError(f"{where}.results: expected a mapping of '<dataset>/<protocol>' "
+                              "to [R1, mAP, mINP]")
         for key, values in e["results"].items():
             if "/" not in str(key) or not isinstance(values, list) or not 1 <= len(values) <= 3:
                 raise ConfigError(f"{where}.results.{key}: expected '<dataset>/<protocol>: [R1, mAP, mINP]'")

@@ -14,8 +14,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from reidkit.bench.reference import KINDS, ReferenceResult, load_reference, select
-from reidkit.bench.results import (RunRecord, Row, Stat, collect_runs, dataset_caption, environment_summary,
-                                   group_rows, protocols)
+from reidkit.bench.results import (
+    Row,
+    RunRecord,
+    Stat,
+    collect_runs,
+    dataset_caption,
+    environment_summary,
+    group_rows,
+    protocols,
+)
 
 DASH = "–"
 NUMERIC_COLUMNS = {"R1", "mAP", "mINP", "n", "wall (s)", "clustering (%)", "final ARI"}
@@ -131,7 +139,8 @@ def reference_tables(results: Sequence[ReferenceResult]) -> list[Table]:
             num = [DASH if v is None else v for v in (r.rank1, r.mAP, r.mINP)]
             venue = f" ({r.venue})" if r.venue else ""
             source = r.source + (f"; {r.note}" if r.note else "")
-            table.rows.append([r.method + venue, r.setting, r.dataset, r.protocol, *num, r.provenance, source])
+            table.rows.append([r.method + venue, r.setting, r.dataset, r.protocol, *num, r.provenance,
+                               source])
         tables.append(table)
     return tables
 
@@ -229,8 +238,9 @@ def render_html(report: Report, plots: Sequence[Any] = ()) -> str:
     """A standalone HTML page: the tables, then the plots embedded as PNG data URIs."""
     e = html.escape
     title = (report.index or {}).get("suite")
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>reidkit report {e(title or '')}</title>"
-             f"<style>{_CSS}</style></head><body><h1>Benchmark report{e(': ' + title) if title else ''}</h1>",
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'>"
+             f"<title>reidkit report {e(title or '')}</title><style>{_CSS}</style></head><body>"
+             f"<h1>Benchmark report{e(': ' + title) if title else ''}</h1>",
              "<ul class='note'>" + "".join(f"<li>{e(n)}</li>" for n in NOTES)
              + (f"<li>{e(environment_line(report))}</li>" if environment_line(report) else "") + "</ul>"]
     for dataset, rows in report.tables.items():
@@ -253,7 +263,8 @@ def render_html(report: Report, plots: Sequence[Any] = ()) -> str:
                          f"<figcaption class='note'>{e(plot.title)}</figcaption></figure>")
         parts.append("</div>")
     if report.reference:
-        parts.append(f"<h2>Published numbers (not measured here)</h2><p class='note'>{e(REFERENCE_INTRO)}</p>")
+        parts.append("<h2>Published numbers (not measured here)</h2>"
+                     f"<p class='note'>{e(REFERENCE_INTRO)}</p>")
         if not report.reference_matched:
             parts.append("<p class='note'>None of these is on a dataset measured above.</p>")
         parts += [_html_table(t, "ref") for t in reference_tables(report.reference)]

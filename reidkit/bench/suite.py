@@ -16,7 +16,8 @@ A suite file (YAML, documented in ``benchmarks/README.md``)::
         variants: {full: {}, baseline: {method_args.hierarchy: none}}
 
 Overrides apply in this order (later wins): method defaults, config file, suite ``set``, dataset ``set``,
-run ``set``, variant, ``reidkit bench --set``, then ``seed``, ``data.trial`` and ``output``. Each run writes its run directory to
+run ``set``, variant, ``reidkit bench --set``, then ``seed``, ``data.trial`` and ``output``. Each run
+writes its run directory to
 ``<out>/<dataset>/<method>[/<variant>]/seed<k>[-trial<t>]/`` (the job's :attr:`Job.id`).
 """
 from __future__ import annotations

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,15 +176,17 @@ def write_pictures(out: Path, name: str, q_feats: np.ndarray, g_feats: np.ndarra
     if len(samples) >= 3:
         coords = project_2d(feats, embedding, seed)
         path = out / f"embedding-{name}.png"
-        embedding_figure(coords, samples, f"{name}: {_PROJECTION[embedding]} of {len(samples)} test features, "
-                                          f"{len({s.person_id for s in samples})} identities").savefig(path, dpi=110)
+        title = (f"{name}: {_PROJECTION[embedding]} of {len(samples)} test features, "
+                 f"{len({s.person_id for s in samples})} identities")
+        embedding_figure(coords, samples, title).savefig(path, dpi=110)
         files.append(path.name)
     return {"files": files, "queries": [r.as_dict() for r in lists]}
 
 
-def visualize_checkpoint(checkpoint: str | Path, out: str | Path, *, queries: int = 10, overrides: Sequence[str] = (),
-                         device: str | None = None, protocols: Sequence[str] = (), embedding: str = "tsne",
-                         top: int = 10, max_ids: int = 20) -> dict[str, Any]:
+def visualize_checkpoint(checkpoint: str | Path, out: str | Path, *, queries: int = 10,
+                         overrides: Sequence[str] = (), device: str | None = None,
+                         protocols: Sequence[str] = (), embedding: str = "tsne", top: int = 10,
+                         max_ids: int = 20) -> dict[str, Any]:
     """Load the checkpoint's model and dataset, extract test features and write the pictures of every
     selected protocol (first trial); returns the ``ranked.json`` document."""
     from reidkit.engine.checkpoint import CheckpointError, load_checkpoint, write_json
@@ -217,9 +218,9 @@ def visualize_checkpoint(checkpoint: str | Path, out: str | Path, *, queries: in
         gallery = protocol.gallery(0)
         q = trainer.features_fn(protocol.query).cpu().numpy()
         g = trainer.features_fn(gallery).cpu().numpy()
-        doc["protocols"][name] = write_pictures(out, name, q, g, protocol.query, gallery, rule=protocol.exclusion,
-                                                queries=queries, top=top, embedding=embedding, max_ids=max_ids,
-                                                seed=cfg.seed)
+        doc["protocols"][name] = write_pictures(
+            out, name, q, g, protocol.query, gallery, rule=protocol.exclusion, queries=queries, top=top,
+            embedding=embedding, max_ids=max_ids, seed=cfg.seed)
         log.info("wrote pictures of %s to %s", name, out)
     write_json(out / "ranked.json", doc)
     return doc
