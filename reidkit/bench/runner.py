@@ -153,7 +153,7 @@ def check_suite(suite: Suite) -> list[tuple[Job, str | None]]:
 
 def run_suite(suite: Suite, out: str | Path, *, device: str | None = None, console=None,
               run_fn: RunFn = run_job, only: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Run every job of ``suite`` not finished in ``out``; returns the index entries (one per job).
+    """Run every job of ``suite`` not finished in ``out``; returns the index entries of the selected jobs.
 
     ``only``: substrings of run ids to restrict the suite to. ``console``: a rich Console for the
     overall progress bar (none shown without it). ``run_fn(job, run_dir, device=, callbacks=)`` runs one
@@ -211,7 +211,7 @@ def run_suite(suite: Suite, out: str | Path, *, device: str | None = None, conso
         raise
     finally:
         progress.stop()
-    return index.doc["runs"]
+    return [index.entries[j.id] for j in jobs]
 
 
 class _SuiteProgress:
