@@ -8,9 +8,8 @@ from PIL import Image
 
 from reidkit.data.image_dataset import BadImageError, ImageDataset, load_image
 from reidkit.data.records import Sample
-from reidkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from reidkit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, train_transform
 from reidkit.data.transforms import test_transform as eval_transform
-from reidkit.data.transforms import train_transform
 
 SIZE = (32, 16)
 

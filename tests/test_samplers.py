@@ -80,7 +80,8 @@ def test_small_labels_sampled_with_replacement_and_few_labels_repeat():
     step = next(iter(make(PerModalityPKSampler, labels, modality_ids, batch_size=12, instances=3)))
     visible = Counter(labels[step["visible"]].tolist())
     # 2 labels for P = 4: each label at least once, then repeats; K = 3 per draw
-    assert set(visible) == {0, 1} and sum(visible.values()) == 12 and all(n % 3 == 0 for n in visible.values())
+    assert set(visible) == {0, 1} and sum(visible.values()) == 12
+    assert all(n % 3 == 0 for n in visible.values())
     assert np.all(step["infrared"][labels[step["infrared"]] == 0] == 4)  # one image, drawn K times
 
 
@@ -108,7 +109,8 @@ def test_deterministic_for_seed_and_epoch(cls):
     first = steps(a)
     assert all(np.array_equal(x, y) for x, y in zip(first, steps(a)))  # a second pass replays
     assert all(np.array_equal(x, y) for x, y in zip(first, steps(make(cls, labels, modality_ids, seed=3))))
-    assert not all(np.array_equal(x, y) for x, y in zip(first, steps(make(cls, labels, modality_ids, seed=4))))
+    other = steps(make(cls, labels, modality_ids, seed=4))
+    assert not all(np.array_equal(x, y) for x, y in zip(first, other))
     a.set_epoch(1)
     assert not all(np.array_equal(x, y) for x, y in zip(first, steps(a)))
 

@@ -22,22 +22,25 @@ import numpy as np
 
 
 def _check_inputs(labels: np.ndarray, modality_ids: np.ndarray, modalities: Sequence[str], batch_size: int,
-                  instances: int, iterations: int, rank: int, world_size: int) -> tuple[np.ndarray, np.ndarray]:
+                  instances: int, iterations: int, rank: int,
+                  world_size: int) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels, dtype=np.int64)
     modality_ids = np.asarray(modality_ids, dtype=np.int64)
     if labels.ndim != 1 or labels.shape != modality_ids.shape:
-        raise ValueError(f"labels {labels.shape} and modality_ids {modality_ids.shape} must be 1-D and equal in length")
+        raise ValueError(f"labels {labels.shape} and modality_ids {modality_ids.shape} must be 1-D and "
+                         "equal in length")
     if not modalities:
         raise ValueError("a sampler needs at least one modality")
     if instances < 1 or batch_size < instances:
-        raise ValueError(f"need 1 <= instances <= batch_size, got instances={instances}, batch_size={batch_size}")
+        raise ValueError(f"need 1 <= instances <= batch_size, got instances={instances}, "
+                         f"batch_size={batch_size}")
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
     if world_size > batch_size // instances:
-        raise ValueError(f"P = batch_size // instances = {batch_size // instances} identities per step cannot be "
-                         f"shared among {world_size} ranks")
+        raise ValueError(f"P = batch_size // instances = {batch_size // instances} identities per step "
+                         f"cannot be shared among {world_size} ranks")
     return labels, modality_ids
 
 
@@ -56,8 +59,8 @@ class _PKSampler:
     def __init__(self, labels: np.ndarray, modality_ids: np.ndarray, modalities: Sequence[str], *,
                  batch_size: int, instances: int, iterations: int, seed: int, rank: int = 0,
                  world_size: int = 1) -> None:
-        labels, modality_ids = _check_inputs(labels, modality_ids, modalities, batch_size, instances, iterations,
-                                             rank, world_size)
+        labels, modality_ids = _check_inputs(labels, modality_ids, modalities, batch_size, instances,
+                                             iterations, rank, world_size)
         self.modalities = tuple(modalities)
         self.batch_size = int(batch_size)
         self.instances = int(instances)
@@ -84,7 +87,7 @@ class _PKSampler:
         return self.iterations
 
     def _draw_labels(self, rng: np.random.Generator, pool: np.ndarray) -> np.ndarray:
-        """P labels of ``pool``: distinct when the pool is large enough, else every label once plus repeats."""
+        """P labels of ``pool``: distinct when the pool is large enough, else each once plus repeats."""
         p = self.num_labels_per_step
         if len(pool) >= p:
             return pool[rng.choice(len(pool), size=p, replace=False)]
@@ -103,7 +106,7 @@ class _PKSampler:
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = np.random.default_rng([self.seed % 2**64, self.epoch % 2**64])  # SeedSequence wants >= 0
         for _ in range(self.iterations):
             yield self._step(rng)
 

@@ -29,8 +29,9 @@ def _resize(size: tuple[int, int]) -> T.Resize:
     return T.Resize(tuple(size), interpolation=T.InterpolationMode.BICUBIC)
 
 
-def train_transform(size: tuple[int, int], *, extra: Sequence[Callable[[Tensor], Tensor]] = (), flip: bool = True,
-                    pad: int = 10, erase_p: float = 0.5) -> Callable[[Image.Image], Tensor]:
+def train_transform(size: tuple[int, int], *, extra: Sequence[Callable[[Tensor], Tensor]] = (),
+                    flip: bool = True, pad: int = 10,
+                    erase_p: float = 0.5) -> Callable[[Image.Image], Tensor]:
     """The standard re-id training pipeline: PIL image -> normalised [3, H, W] tensor.
 
     Bicubic resize to ``size`` = (H, W), horizontal flip (p = 0.5), zero-pad by ``pad`` and random crop
@@ -46,7 +47,8 @@ def train_transform(size: tuple[int, int], *, extra: Sequence[Callable[[Tensor],
         steps += [T.Pad(pad), T.RandomCrop(tuple(size))]
     steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD), *extra]
     if erase_p > 0:
-        steps.append(T.RandomErasing(p=erase_p, scale=(0.02, 0.4), ratio=(0.3, 3.33), value=list(IMAGENET_MEAN)))
+        steps.append(T.RandomErasing(p=erase_p, scale=(0.02, 0.4), ratio=(0.3, 3.33),
+                                     value=list(IMAGENET_MEAN)))
     return T.Compose(steps)
 
 

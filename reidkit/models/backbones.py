@@ -168,7 +168,8 @@ class ReIDBackbone(nn.Module):
     def stem(self, modality: str) -> nn.Module:
         """The stem (conv1/bn1/relu/maxpool) used for ``modality``; the same object for all when shared."""
         if modality not in self.modalities:
-            raise KeyError(f"unknown modality {modality!r}; this backbone was built for {list(self.modalities)}")
+            raise KeyError(f"unknown modality {modality!r}; this backbone was built for "
+                           f"{list(self.modalities)}")
         return self.stems[_SHARED_KEY if self.stem_mode == "shared" else modality]
 
     def forward_stem(self, images: Tensor, modality: str) -> Tensor:
@@ -248,7 +249,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     return state
 
 
-def _to_backbone_keys(state: Mapping[str, Tensor], model: ReIDBackbone) -> tuple[dict[str, Tensor], list[str]]:
+def _to_backbone_keys(state: Mapping[str, Tensor],
+                      model: ReIDBackbone) -> tuple[dict[str, Tensor], list[str]]:
     """Map a torchvision-layout state dict onto the backbone's names (the stem copied into every stem).
 
     A state dict saved from a :class:`ReIDBackbone` (keys ``stems.*``) is returned as is. Returns the
@@ -282,8 +284,8 @@ def load_state_dict_into(model: ReIDBackbone, state: Mapping[str, Tensor], sourc
     mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
                   for k, v in mapped.items() if k in own and v.shape != own[k].shape]
     if mismatched:
-        raise WeightsError(f"{source} does not fit backbone {model.spec.name}: {len(mismatched)} tensors differ "
-                           f"in shape, e.g. {'; '.join(mismatched[:3])}")
+        raise WeightsError(f"{source} does not fit backbone {model.spec.name}: {len(mismatched)} tensors "
+                           f"differ in shape, e.g. {'; '.join(mismatched[:3])}")
     usable = {k: v for k, v in mapped.items() if k in own}
     if not usable:
         raise WeightsError(f"{source} shares no tensor with backbone {model.spec.name} "
@@ -336,7 +338,8 @@ def imagenet_state_dict(spec: ResNetSpec) -> dict[str, Tensor]:
         except Exception as e:  # URLError, socket timeouts, hash mismatch: all mean "no usable download"
             raise WeightsError(
                 f"cannot download ImageNet weights for {spec.name} ({type(e).__name__}: {e}); offline, put "
-                f"{filename} in {_display_path(cached.parent)}, or pass model.weights=/path/to/{filename}") from e
+                f"{filename} in {_display_path(cached.parent)}, "
+                f"or pass model.weights=/path/to/{filename}") from e
     return read_state_dict(cached)
 
 
