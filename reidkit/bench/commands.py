@@ -64,8 +64,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     console = _console()
     if args.dry_run:
         table = Table(title=f"suite {suite.name}: {len(suite.jobs)} runs")
-        for col in ("run", "config file", "check"):
-            table.add_column(col)
+        table.add_column("run", no_wrap=True)
+        table.add_column("config file")
+        table.add_column("check")
         problems = 0
         for job, error in check_suite(suite):
             if args.only and not any(s in job.id for s in args.only):
