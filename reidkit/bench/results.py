@@ -258,5 +258,6 @@ def environment_summary(records: Iterable[RunRecord]) -> dict[str, list[str]]:
         if r.status == "done" and r.env:
             for k in keys:
                 if r.env.get(k) is not None:
-                    seen[k][str(r.env[k])] = None
+                    value = str(r.env[k])
+                    seen[k][value[:12] if k == "git_commit" else value] = None
     return {k: list(v) for k, v in seen.items() if v}
