@@ -293,6 +293,12 @@ def test_test_features():
         _build(DCBaselineConfig(test_feature="shared+branch", branches=False))
 
 
+def test_variance_eps_defaults_per_form():
+    assert DCBaselineConfig().resolved_variance_eps() == 1e-5
+    assert DCBaselineConfig(consistency="kl").resolved_variance_eps() == 0.1
+    assert DCBaselineConfig(consistency="kl", variance_eps=1e-3).resolved_variance_eps() == 1e-3
+
+
 def test_param_groups_split_backbone_and_heads():
     method = _build(DCBaselineConfig(backbone_lr=0.01))
     groups = method.param_groups()

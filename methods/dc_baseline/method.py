@@ -101,7 +101,7 @@ class DCBaseline(Method):
         if self.cfg.consistency_space == "normalized":
             feats = {m: F.normalize(f, dim=1) for m, f in feats.items()}
         loss, terms = distribution_consistency(feats, labels, form=self.cfg.consistency,
-                                               eps=self.cfg.variance_eps, reduction="mean")
+                                               eps=self.cfg.resolved_variance_eps(), reduction="mean")
         if terms == 0 and not self._warned_no_consistency:
             log.warning("dc-baseline: no identity has 2 samples in two modalities of the batch, so the "
                         "distribution-consistency loss is 0 (raise data.instances to >= 2)")
