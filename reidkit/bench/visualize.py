@@ -20,13 +20,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from reidkit.data.records import Sample
+from reidkit.evaluation.protocols import ignore_mask
 
 log = logging.getLogger(__name__)
 
 MARKERS = {"visible": "o", "infrared": "^", "thermal": "s", "nir": "D", "tir": "v"}
 ROWS_PER_PAGE = 8
 _PROJECTION = {"tsne": "t-SNE", "pca": "PCA"}
-_CAMERA_OF_LOCATION = {3: 2}  # SYSU-MM01: an infrared camera-3 query skips every visible camera-2 image
 
 
 @dataclass
@@ -46,20 +46,6 @@ class RankedList:
                             for g, d, m in zip(self.gallery, self.distances, self.matches)]}
 
 
-def ignore_mask(query: Sequence[Sample], gallery: Sequence[Sample], rule: str) -> np.ndarray:
-    """[Q, G] boolean mask of gallery entries each query skips under a protocol's exclusion rule."""
-    q_id = np.array([s.person_id for s in query])[:, None]
-    q_cam = np.array([s.camera for s in query])[:, None]
-    g_id = np.array([s.person_id for s in gallery])[None, :]
-    g_cam = np.array([s.camera for s in gallery])[None, :]
-    if rule == "same-id-same-camera":
-        return (q_id == g_id) & (q_cam == g_cam)
-    if rule == "sysu-location":
-        skipped = np.array([_CAMERA_OF_LOCATION.get(c, -1) for c in q_cam[:, 0]])[:, None]
-        return np.broadcast_to(g_cam == skipped, (len(query), len(gallery))).copy()
-    return np.zeros((len(query), len(gallery)), dtype=bool)
-
-
 def pick_queries(query: Sequence[Sample], n: int) -> list[int]:
     """``n`` query positions spread evenly over the (sorted) query list: deterministic, no cherry-picking."""
     if n <= 0 or not query:
@@ -70,7 +56,7 @@ def pick_queries(query: Sequence[Sample], n: int) -> list[int]:
 def ranked_lists(q_feats: np.ndarray, g_feats: np.ndarray, query: Sequence[Sample], gallery: Sequence[Sample],
                  picks: Sequence[int], *, rule: str, top: int = 10) -> list[RankedList]:
     """Top-``top`` gallery entries (cosine distance of L2-normalised features [Q, D], [G, D]) per pick."""
-    ignore = ignore_mask([query[i] for i in picks], gallery, rule)
+    ignore = ignore_mask(rule, [query[i] for i in picks], gallery)
     out = []
     for row, i in enumerate(picks):
         dist = 1.0 - g_feats @ q_feats[i]
