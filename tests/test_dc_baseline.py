@@ -255,6 +255,20 @@ def test_loss_terms_and_their_switches(modalities):
     assert set(off) == {"id_shared", "tri_shared"}
 
 
+@pytest.mark.parametrize("space", ["neck", "normalized"])
+def test_consistency_space(space):
+    method = _build(DCBaselineConfig(consistency_space=space, consistency_weight=1.0))
+    batch = _batch(k=2)
+    shared, _ = method.net({m: batch[m].images for m in TWO})
+    feats = {m: shared[m].feat for m in TWO}
+    if space == "normalized":
+        feats = {m: torch.nn.functional.normalize(f, dim=1) for m, f in feats.items()}
+    labels = {m: batch[m].labels for m in TWO}
+    expected, _ = distribution_consistency(feats, labels, form="w2", eps=1e-5)
+    method_out = method._consistency({m: shared[m].feat for m in TWO}, labels)
+    torch.testing.assert_close(method_out, expected)
+
+
 def test_branches_are_independent_copies_of_layer4():
     method = _build()
     net = method.net
