@@ -34,8 +34,9 @@ class CHCRConfig:
     min_samples: int = option(4, ge=2, help="DBSCAN core-point neighbourhood size")
     k1: int = option(30, ge=2, help="k-reciprocal neighbourhood size of the Jaccard distance")
     k2: int = option(6, ge=1, help="query-expansion neighbourhood of the Jaccard distance")
-    eps_fallback: float = option(0.05, ge=0, lt=1, help="when DBSCAN finds no cluster at all (tiny data, "
-                                 "untrained model) eps is raised by this step, up to eps_max; 0 disables")
+    eps_fallback: float = option(0.05, ge=0, lt=1, help="when DBSCAN finds no cluster (one cluster) on toy "
+                                 "data with an untrained model, eps is raised (lowered) by this step, up to "
+                                 "eps_max (down to the step); 0 disables")
     eps_max: float = option(0.9, gt=0, lt=1)
 
     # -- cross-modality hierarchical clustering (§4.3 C) -----------------------------------------------
@@ -67,7 +68,8 @@ class CHCRConfig:
     visible_views: tuple[str, ...] = option(("exchange",), help="training views of a visible image: "
                                             "plain (colour) and/or exchange (ChannelExchange, gray=2)")
     infrared_gray: float = option(0.5, ge=0, le=1, help="ChannelAdapGray probability on infrared images")
-    channel_erasing: float = option(0.5, ge=0, le=1, help="ChannelRandomErasing probability")
+    channel_erasing: float = option(0.5, ge=0, le=1, help="ChannelRandomErasing probability (it replaces "
+                             "the standard RandomErasing, as in CAJ/ADCA)")
 
     def __post_init__(self) -> None:
         bad = [v for v in self.visible_views if v not in VISIBLE_VIEWS]

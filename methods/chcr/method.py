@@ -42,6 +42,10 @@ VISIBLE = "visible"
 CHANNELS = ("red", "green", "blue")
 
 
+def _num_clusters(labels: np.ndarray) -> int:
+    return len(np.unique(labels[labels >= 0]))
+
+
 class CHCR(Method):
     """The ``chcr`` method plugin; options in :class:`~.config.CHCRConfig`."""
 
@@ -132,17 +136,22 @@ class CHCR(Method):
             refined = refine_labels(labels, channels, is_visible, rule=cfg.refinement,
                                     threshold=cfg.soft_threshold)
             info["time_cluster_s"] += time.perf_counter() - t1
-            info["refine_drop_rate"] = refined.drop_rate
-            labels = relabel(refined.labels)
+            # a filter that leaves fewer than two clusters removes all contrast: keep the labels then
+            # (only seen with an untrained model on toy data; logged as refine_skipped)
+            info["refine_skipped"] = float(_num_clusters(refined.labels) < min(2, _num_clusters(labels)))
+            if not info["refine_skipped"]:
+                info["refine_drop_rate"] = refined.drop_rate
+                labels = relabel(refined.labels)
 
-        self._reset_memories(features, labels, is_visible)
+        self.reset_memories(features, labels, is_visible)
         info["mixed_clusters"] = int(self.mixed.sum())
         log.info("epoch %d: %d clusters (%d mixed), %.1f%% outliers, refinement dropped %.1f%%", ctx.epoch,
                  int(labels.max()) + 1, info["mixed_clusters"], 100 * float(np.mean(labels < 0)),
                  100 * info["refine_drop_rate"])
         return EpochPlan(labels=labels, sampler="per-modality", info=info)
 
-    def _reset_memories(self, features: Tensor, labels: np.ndarray, is_visible: np.ndarray) -> None:
+    def reset_memories(self, features: Tensor, labels: np.ndarray, is_visible: np.ndarray) -> None:
+        """Rebuild the cluster memory and the per-modality centroids from [N, D] features and [N] labels."""
         k = int(labels.max()) + 1 if (labels >= 0).any() else 0
         features = features.to(self.build.device)
         self.memory.reset(cluster_centroids(features, labels, k))
@@ -165,9 +174,10 @@ class CHCR(Method):
                                          torch.cat([targets[m] for m in batch]))}
         if self.uses_modality_loss:
             terms = []
+            centroids = self.modality_centroids.clone()  # the loss sees the bank before this step's update
             for m in batch:
                 other = 1 if m == self.visible else 0  # contrast against the other modality's centroids
-                terms.append(modality_contrastive_loss(feats[m], targets[m], self.modality_centroids[other],
+                terms.append(modality_contrastive_loss(feats[m], targets[m], centroids[other],
                                                        self.mixed, self.cfg.mc_temperature))
                 self._update_centroids(0 if other == 1 else 1, feats[m].detach(), targets[m])
             losses["modality"] = self.cfg.mc_weight * torch.stack(terms).mean()
@@ -187,8 +197,9 @@ class CHCR(Method):
                                              train_transform)
 
         size = self.build.image_size
+        # ChannelRandomErasing (CAJ/ADCA) replaces the pipeline's own RandomErasing
         erase = [ChannelRandomErasing(self.cfg.channel_erasing)] if self.cfg.channel_erasing > 0 else []
         if modality != self.visible:
-            return [train_transform(size, extra=[ChannelAdapGray(self.cfg.infrared_gray), *erase])]
+            return [train_transform(size, extra=[ChannelAdapGray(self.cfg.infrared_gray), *erase], erase_p=0.0)]
         views = {"plain": [], "exchange": [ChannelExchange(gray=2)]}
-        return [train_transform(size, extra=[*views[v], *erase]) for v in self.cfg.visible_views]
+        return [train_transform(size, extra=[*views[v], *erase], erase_p=0.0) for v in self.cfg.visible_views]
