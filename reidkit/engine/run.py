@@ -196,9 +196,12 @@ def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
         state = None
         if resume:
             ckpt = out / "checkpoints" / "last.pt"
-            if not ckpt.is_file():
-                raise RunError(f"--resume: no checkpoint at {ckpt}")
-            state = load_checkpoint(ckpt, method=cfg.method)
+            if ckpt.is_file():
+                state = load_checkpoint(ckpt, method=cfg.method)
+            elif (out / "config.yaml").is_file():
+                log.warning("--resume: %s finished no epoch before it stopped; starting from epoch 0", out)
+            else:
+                raise RunError(f"--resume: nothing to resume in {out} (no checkpoints/last.pt)")
         (out / "config.yaml").write_text(dump(cfg))
         write_json(out / "env.json", environment(dev, cfg.seed))
         log.info("run %s: method %s on %s, device %s", out, cfg.method, cfg.data.dataset, dev)
@@ -206,7 +209,8 @@ def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
         dataset = load_dataset(cfg)
         skipped = drop_bad_images(dataset) if cfg.data.on_bad_image == "skip" else []
         method = build_method(cfg, dataset, dev)
-        standard = [MetricsLog(out / "metrics.jsonl"), Checkpoint(out, {"config": to_dict(cfg), "reidkit": __version__})]
+        # the checkpoint is written before the epoch's log line, so a logged epoch is always resumable
+        standard = [Checkpoint(out, {"config": to_dict(cfg), "reidkit": __version__}), MetricsLog(out / "metrics.jsonl")]
         trainer = Trainer(method, dataset, cfg, device=dev, callbacks=[*standard, *callbacks])
         if state is not None:
             trainer.load_state_dict(state)
