@@ -8,16 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from reidkit.cluster import mean_update
 from reidkit_methods.imsl import IMSL, IMSLConfig
 from reidkit_methods.imsl.config import cluster_count
-from reidkit_methods.imsl.memory_bank import similarities
-from reidkit_methods.imsl.mil import (hardest, offline_association_loss, online_association_loss,
-                                      online_positives, online_ranking, selected_softmax_loss)
-from reidkit_methods.imsl.mmc import member_mean_centroids, mmc, modality_mean_centroids
+from reidkit_methods.imsl.mil import (offline_association_loss, online_association_loss, online_positives,
+                                      online_ranking)
+from reidkit_methods.imsl.mmc import mmc, modality_mean_centroids
 from reidkit_methods.imsl.mmre import normalise_per_modality, reliability_weights
 from reidkit_methods.imsl.proxies import build_proxies, group_means
 from reidkit_methods.imsl.smr import (IMAGENET_MEAN, IMAGENET_STD, alignment_loss, frozen_bn_stats,
-                                      mask_cluster_loss, otsu_threshold, silhouette)
+                                      otsu_threshold, silhouette)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -33,7 +33,7 @@ def test_mmc_centroid_is_the_mean_of_the_modality_means_on_a_hand_case():
     assert torch.allclose(centroids[0], torch.tensor([2.0, 0]))
     assert torch.allclose(centroids[1], torch.tensor([10.0, 4]))  # one modality present: its mean
     assert present.tolist() == [True, True, False]
-    plain, _ = member_mean_centroids(feats, labels, modality, 3, 2)
+    plain, _ = mean_update(feats, labels, 3)
     assert torch.allclose(plain[0], torch.tensor([1.0, 0]))
 
 
@@ -171,34 +171,17 @@ def test_online_loss_matches_a_brute_force_reference():
         assert loss[i].item() == pytest.approx(_brute_force_loss(sims[i] / 0.1, pos_ids, neg_ids).item(), rel=1e-5)
 
 
-def test_hardest_never_returns_excluded_entries_when_few_candidates():
-    scores = torch.tensor([[0.1, 0.9, 0.5]])
-    exclude = torch.tensor([[False, True, True]])
-    assert hardest(scores, exclude, 40).tolist() == [[True, False, False]]
-    loss = selected_softmax_loss(scores, exclude, hardest(scores, exclude, 40))
-    assert torch.isfinite(loss).all()
+def test_smr_mask_memory_loss_is_the_official_label_smoothed_cross_entropy():
+    from reidkit.models.memory import ClusterMemory
 
-
-def test_memory_update_in_backward_uses_old_value_weight():
-    bank = F.normalize(torch.tensor([[1.0, 0], [0, 1]]), dim=1)
-    f = torch.tensor([[0.0, 1.0]], requires_grad=True)
-    sims = similarities(f, bank, torch.tensor([0]), 0.2)
-    assert torch.equal(bank[0], torch.tensor([1.0, 0]))  # forward leaves the memory alone
-    sims.sum().backward()
-    assert torch.allclose(f.grad, torch.tensor([[1.0, 1.0]]))  # gradient against the old memory
-    assert torch.allclose(bank[0], F.normalize(torch.tensor([0.2, 0.8]), dim=0))
-    assert torch.equal(bank[1], torch.tensor([0.0, 1.0]))
-
-
-# ------------------------------------------------------------------------------------------------------
-# SMR
-# ------------------------------------------------------------------------------------------------------
-def test_mask_cluster_loss_is_label_smoothed_cross_entropy():
-    sims = torch.tensor([[0.5, 0.1, -0.2]])
-    got = mask_cluster_loss(sims, torch.tensor([0]), temperature=0.05, label_smoothing=0.1)
-    logp = torch.log_softmax(sims / 0.05, dim=1)[0]
+    cfg = IMSLConfig()
+    memory = ClusterMemory(2, temperature=cfg.smr_temperature, momentum=cfg.smr_momentum)
+    memory.reset(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+    g = F.normalize(torch.tensor([[0.8, 0.3]]), dim=1)
+    got = memory(g, torch.tensor([0]), label_smoothing=cfg.smr_label_smoothing)
+    logp = torch.log_softmax(g @ memory.features.T / 0.05, dim=1)[0]
     target = torch.tensor([0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3])
-    assert got.item() == pytest.approx(-(target * logp).sum().item(), rel=1e-6)
+    assert got.item() == pytest.approx(-(target * logp).sum().item(), rel=1e-5)
 
 
 def test_alignment_loss_sends_no_gradient_to_the_mask_branch():
@@ -288,3 +271,21 @@ def test_config_defaults_are_the_official_values():
     assert (cfg.smr_temperature, cfg.smr_label_smoothing, cfg.smr_align_weight) == (0.05, 0.1, 0.25)
     assert cfg.clustering == "mmc" and cfg.kmeans_iterations == 5 and math.isclose(cfg.clusters_per_id, 1.2)
     assert cfg.channel_exchange and cfg.mixed_bn and cfg.mask_bn_stats and not cfg.mmre
+
+
+# ------------------------------------------------------------------------------------------------------
+# the contract, end to end on 2 and 3 modalities
+# ------------------------------------------------------------------------------------------------------
+def test_imsl_meets_the_method_contract_on_two_modalities(tmp_path):
+    from reidkit.testing import check_method
+
+    results = check_method(IMSL, tmp_path)
+    assert set(results) == {"visible-to-infrared", "infrared-to-visible"}
+
+
+def test_imsl_meets_the_method_contract_on_three_modalities(tmp_path):
+    from reidkit.testing import check_method
+
+    results = check_method(IMSL, tmp_path, modalities=("visible", "nir", "tir"))
+    pairs = {f"{q}-to-{g}" for q in ("visible", "nir", "tir") for g in ("visible", "nir", "tir") if q != g}
+    assert pairs <= set(results)

@@ -23,14 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from reidkit.method import BuildContext, EpochContext, EpochPlan, Method, ModalBatch
+from reidkit.models.memory import ClusterMemory, ProxyMemory
 from reidkit_methods.imsl.config import IMSLConfig, cluster_count
-from reidkit_methods.imsl.memory_bank import similarities
 from reidkit_methods.imsl.mil import offline_association_loss, online_association_loss, online_ranking
 from reidkit_methods.imsl.mmc import mmc
 from reidkit_methods.imsl.mmre import reliability_weights
 from reidkit_methods.imsl.proxies import build_proxies, group_means
-from reidkit_methods.imsl.smr import (ProjectionHead, alignment_loss, frozen_bn_stats, mask_cluster_loss,
-                                      silhouette)
+from reidkit_methods.imsl.smr import ProjectionHead, alignment_loss, frozen_bn_stats, silhouette
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +68,16 @@ class IMSL(Method):
         # the engine reads needs_masks on the instance: masks are loaded only when SMR reads them from disk
         self.needs_masks = cfg.smr and cfg.shape_source != "silhouette"
         self.shape_from_image = cfg.smr and cfg.shape_source == "silhouette"
-        # per-epoch state, rebuilt by prepare_epoch (not saved in checkpoints)
-        for name in ("proxy_memory", "cluster_memory", "mask_memory", "sample_weight"):
-            self.register_buffer(name, torch.zeros(0), persistent=False)
-        for name in ("sample_proxy", "proxy_cluster", "proxy_modality"):
+        # per-epoch state, rebuilt by prepare_epoch (memories and buffers are not saved in checkpoints)
+        dim = self.backbone.feat_dim
+        self.proxy_memory = ProxyMemory(dim, temperature=cfg.mil_temperature, momentum=cfg.mil_momentum,
+                                        hard_negatives=cfg.hard_negatives) if cfg.mil else None
+        self.cluster_memory = None if cfg.mil else ClusterMemory(dim, temperature=cfg.cluster_temperature,
+                                                                 momentum=cfg.cluster_momentum)
+        self.mask_memory = ClusterMemory(dim, temperature=cfg.smr_temperature,
+                                         momentum=cfg.smr_momentum) if cfg.smr else None
+        self.register_buffer("sample_weight", torch.zeros(0), persistent=False)
+        for name in ("sample_proxy", "proxy_modality"):
             self.register_buffer(name, torch.zeros(0, dtype=torch.int64), persistent=False)
 
     # -- per epoch -----------------------------------------------------------------------------------
@@ -91,19 +96,19 @@ class IMSL(Method):
 
         if cfg.mil:
             proxies = build_proxies(labels, modality_ids, num_modalities)
-            self.proxy_memory = group_means(feats, proxies.proxy_of_sample, proxies.num_proxies)
+            self.proxy_memory.reset(group_means(feats, proxies.proxy_of_sample, proxies.num_proxies),
+                                    proxies.proxy_cluster)
             self.sample_proxy = proxies.proxy_of_sample
-            self.proxy_cluster = proxies.proxy_cluster
             self.proxy_modality = proxies.proxy_modality
             info["proxies"] = float(proxies.num_proxies)
         else:
-            self.cluster_memory = group_means(feats, labels, num_clusters)
+            self.cluster_memory.reset(group_means(feats, labels, num_clusters))
 
         mask_feats = None
         if cfg.smr:
             t1 = time.perf_counter()
             mask_feats = self._mask_features(ctx).to(device).float()
-            self.mask_memory = group_means(mask_feats, labels, num_clusters)
+            self.mask_memory.reset(group_means(mask_feats, labels, num_clusters))
             info["time_mask_features_s"] = time.perf_counter() - t1
             info["shape_from_image"] = float(self.shape_from_image)
 
@@ -111,7 +116,7 @@ class IMSL(Method):
             self.sample_weight = reliability_weights(
                 cfg.mmre_reliability, feats=feats, labels=labels, centroids=centroids, modality_ids=modality_ids,
                 num_modalities=num_modalities, mask_feats=mask_feats,
-                mask_centroids=self.mask_memory if cfg.smr else None)
+                mask_centroids=self.mask_memory.features if cfg.smr else None)
             info["mmre_weight_min"] = float(self.sample_weight.min())
             info["mmre_weight_max"] = float(self.sample_weight.max())
         return EpochPlan(labels=labels.cpu().numpy(), sampler="per-modality", info=info)
@@ -160,8 +165,7 @@ class IMSL(Method):
         if cfg.mil:
             losses.update(self._mil_losses(feats, labels, indices, sizes, weighted))
         else:
-            sims = similarities(feats, self.cluster_memory, labels, cfg.cluster_momentum)
-            nce = F.cross_entropy(sims / cfg.cluster_temperature, labels, reduction="none")
+            nce = self.cluster_memory(feats, labels, reduction="none")
             losses["cluster_nce"] = group_sum_of_means(weighted(nce), sizes)
         if cfg.smr:
             pooled = torch.cat([outs[m]["pool"] for m in order])
@@ -172,11 +176,13 @@ class IMSL(Method):
                     weighted: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
         cfg = self.cfg
         own = self.sample_proxy[indices]
-        sims = similarities(feats, self.proxy_memory, own, cfg.mil_momentum)  # the memory moves in backward
-        ranking = online_ranking(sims, self.proxy_memory, own, cfg.online_beta)
-        offline = offline_association_loss(sims, labels, self.proxy_cluster, temperature=cfg.mil_temperature,
+        memory = self.proxy_memory
+        sims = memory.similarities(feats, own)  # once per step: the memory moves once, in backward
+        ranking = online_ranking(sims, memory.features, own, cfg.online_beta)
+        offline = offline_association_loss(sims, labels, memory.proxy_cluster, temperature=cfg.mil_temperature,
                                            hard_negatives=cfg.hard_negatives)
-        online = online_association_loss(sims, ranking, self.proxy_modality, num_modalities=len(self.modalities),
+        online = online_association_loss(sims, ranking, self.proxy_modality,
+                                         num_modalities=len(self.modalities),
                                          temperature=cfg.mil_temperature, hard_negatives=cfg.hard_negatives,
                                          positives=cfg.online_positives or len(self.modalities))
         out = {}
@@ -201,9 +207,7 @@ class IMSL(Method):
                     masks = b.masks
                 parts.append(self.backbone(masks, m)["feat"])
         mask_feats = F.normalize(torch.cat(parts), dim=1)
-        sims = similarities(mask_feats, self.mask_memory, labels, cfg.smr_momentum)
-        ce = mask_cluster_loss(sims, labels, temperature=cfg.smr_temperature,
-                               label_smoothing=cfg.smr_label_smoothing)
+        ce = self.mask_memory(mask_feats, labels, reduction="none", label_smoothing=cfg.smr_label_smoothing)
         out = {"smr_ce": weighted(ce).mean()}
         if cfg.smr_align_weight:
             out["smr_align"] = cfg.smr_align_weight * alignment_loss(self.projection(pooled), mask_feats)

@@ -13,42 +13,25 @@ negatives, with a uniform target over the positives:
   proxy among them); N_i = the ``hard_negatives`` highest-ranked proxies outside A_i. The positives may
   belong to other clusters: this is the feedback that crosses MMC's cluster boundaries.
 
-These are pure functions of a similarity matrix s = f @ P^T [B, P]; the memory that produces s (and
-updates P in backward) lives in ``reidkit.models.memory``. They return one loss per sample so that MMRE
-can weight them.
+These are pure functions of a similarity matrix s = f @ P^T [B, P]: the memory that produces s (and
+updates P in backward) is ``reidkit.models.memory.ProxyMemory``, called once per step so that both losses
+share one similarity matrix and the memory moves once. They return one loss per sample so that MMRE can
+weight them.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-
-def selected_softmax_loss(logits: Tensor, positives: Tensor, negatives: Tensor) -> Tensor:
-    """[B] per-sample loss: softmax over ``positives | negatives`` ([B, P] bool), uniform target on positives."""
-    selected = positives | negatives
-    log_prob = torch.log_softmax(logits.masked_fill(~selected, float("-inf")), dim=1)
-    total = log_prob.masked_fill(~positives, 0.0).sum(dim=1)
-    return -total / positives.sum(dim=1).clamp(min=1)
-
-
-def hardest(scores: Tensor, exclude: Tensor, k: int) -> Tensor:
-    """[B, P] bool: the ``k`` highest ``scores`` per row outside ``exclude`` (fewer when fewer exist)."""
-    masked = scores.masked_fill(exclude, float("-inf"))
-    k = min(int(k), scores.shape[1])
-    if k <= 0:
-        return torch.zeros_like(exclude)
-    values, index = masked.topk(k, dim=1)
-    chosen = torch.zeros_like(exclude).scatter_(1, index, True)
-    # rows with fewer than k candidates picked some excluded (-inf) entries: drop them again
-    return chosen & ~exclude
+from reidkit.models.memory import hardest_negatives, selected_infonce
 
 
 def offline_association_loss(sims: Tensor, clusters: Tensor, proxy_cluster: Tensor, *, temperature: float,
                              hard_negatives: int) -> Tensor:
     """[B] offline loss. sims [B, P] cosine similarities to the proxies; clusters [B] MMC labels."""
     positives = proxy_cluster.unsqueeze(0) == clusters.unsqueeze(1)
-    negatives = hardest(sims.detach(), positives, hard_negatives)
-    return selected_softmax_loss(sims / temperature, positives, negatives)
+    negatives = hardest_negatives(sims.detach(), positives, hard_negatives)
+    return selected_infonce(sims / temperature, positives, negatives)
 
 
 def online_ranking(sims: Tensor, memory: Tensor, own_proxies: Tensor, beta: float = 0.0) -> Tensor:
@@ -82,5 +65,5 @@ def online_association_loss(sims: Tensor, ranking: Tensor, proxy_modality: Tenso
                             temperature: float, hard_negatives: int, positives: int) -> Tensor:
     """[B] online loss: positives = nearest proxy per modality by ``ranking``; negatives = top-ranked others."""
     pos = online_positives(ranking, proxy_modality, num_modalities, positives)
-    neg = hardest(ranking, pos, hard_negatives)
-    return selected_softmax_loss(sims / temperature, pos, neg)
+    neg = hardest_negatives(ranking, pos, hard_negatives)
+    return selected_infonce(sims / temperature, pos, neg)

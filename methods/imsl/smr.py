@@ -3,7 +3,8 @@
 The shape input is a mask image of each training image (a human-parsing map in the official code; the
 synthetic data ships part maps under ``masks/``). Masks go through the **same backbone** as the images;
 their L2-normalised BN-neck feature g_i is classified against a mask-cluster memory C (one entry per MMC
-cluster, momentum 0.2) with a label-smoothed cross-entropy (tau 0.05, smoothing 0.1). The image is
+cluster, momentum 0.2; ``reidkit.models.memory.ClusterMemory``) with a label-smoothed cross-entropy
+(tau 0.05; target 0.9 on the own cluster + 0.1 / K everywhere, as the official ``HybridMemory(back=2)``). The image is
 pulled toward its own mask by a projection head h = L2norm(BN'(W x + b)) on the pooled image feature x:
 
     L_SMR = L_ce + 0.25 * L_align,   L_align = -mean_i cos(h_i, stopgrad(g_i)).
@@ -39,15 +40,6 @@ class ProjectionHead(nn.Module):
 
     def forward(self, pooled: Tensor) -> Tensor:
         return F.normalize(self.bn(self.fc(pooled)), dim=1)
-
-
-def mask_cluster_loss(sims: Tensor, labels: Tensor, *, temperature: float, label_smoothing: float) -> Tensor:
-    """[B] label-smoothed CE of mask features against the mask-cluster memory.
-
-    sims: [B, K] cosine similarities to the cluster entries; target 0.9 on the own cluster + 0.1 / K on
-    every cluster (``label_smoothing`` = 0.1), exactly as the official ``HybridMemory(back=2)``.
-    """
-    return F.cross_entropy(sims / temperature, labels, label_smoothing=label_smoothing, reduction="none")
 
 
 def alignment_loss(projected: Tensor, mask_feats: Tensor) -> Tensor:
