@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from reidkit_methods.chcr import CHCR, CHCRConfig
+from reidkit.cluster import relabel
 from reidkit_methods.chcr.hierarchy import (centre_by_modality, cross_modality_merge, mixed_share,
-                                            modality_counts, mutual_nearest_pairs, relabel)
-from reidkit_methods.chcr.losses import modality_contrastive_loss
+                                            modality_presence, mutual_nearest_pairs)
+from reidkit_methods.chcr.losses import centroid_entries, modality_contrastive_loss
 from reidkit_methods.chcr.refinement import (channel_overlap, plurality_main_label, refine_labels,
                                              soft_agreement, strict_agreement)
 
@@ -20,10 +21,6 @@ from reidkit_methods.chcr.refinement import (channel_overlap, plurality_main_lab
 def _blobs(centres: np.ndarray, per: int, noise: float, rng: np.random.Generator) -> np.ndarray:
     pts = np.repeat(centres, per, axis=0) + noise * rng.standard_normal((len(centres) * per, centres.shape[1]))
     return pts / np.linalg.norm(pts, axis=1, keepdims=True)
-
-
-def test_relabel_is_consecutive_and_keeps_outliers():
-    assert relabel(np.array([7, -1, 3, 7, 9])).tolist() == [1, -1, 0, 1, 2]
 
 
 def test_mutual_nearest_pairs_need_both_directions_and_the_threshold():
@@ -69,11 +66,11 @@ def test_cross_merge_merges_only_across_modalities(seed):
             assert (merged[i] == merged[j]) == (level1[i] == level1[j]), "a same-modality pair changed"
         elif level1[i] == level1[j]:
             assert merged[i] == merged[j], "a level-1 cluster was split"
-    counts = modality_counts(relabel(level1), modality, 2)
     before = relabel(level1)
+    present = modality_presence(before, modality, 2)
     for a, b, _ in result.pairs:
-        assert counts[a, 0] > 0 and counts[a, 1] == 0, "a merged visible side holds infrared samples"
-        assert counts[b, 1] > 0 and counts[b, 0] == 0, "a merged infrared side holds visible samples"
+        assert present[a].tolist() == [True, False], "a merged visible side holds infrared samples"
+        assert present[b].tolist() == [False, True], "a merged infrared side holds visible samples"
         assert len(np.unique(merged[np.isin(before, [a, b])])) == 1
     sides = [a for a, _, _ in result.pairs] + [b for _, b, _ in result.pairs]
     assert len(sides) == len(set(sides)), "a cluster merged twice"
@@ -176,17 +173,25 @@ def test_refine_none_keeps_everything():
 
 
 # -- losses ----------------------------------------------------------------------------------------------------
-def test_modality_contrastive_loss_uses_only_mixed_clusters():
+def test_modality_contrastive_loss_is_cross_entropy_over_the_other_modality():
+    from reidkit.models.memory import ProxyMemory
+
+    torch.manual_seed(0)
+    centroids = F.normalize(torch.randn(3, 2, 8), dim=2)  # [K, (visible, infrared), D]
+    mixed = torch.tensor([True, False, True])
+    memory = ProxyMemory(8, temperature=0.05, momentum=0.2)
+    memory.reset(*centroid_entries(centroids))
     feats = F.normalize(torch.randn(4, 8), dim=1).requires_grad_()
-    centroids = F.normalize(torch.randn(3, 8), dim=1)
-    valid = torch.tensor([True, False, True])
-    targets = torch.tensor([0, 1, 2, 1])
-    loss = modality_contrastive_loss(feats, targets, centroids, valid, 0.05)
-    logits = feats[[0, 2]] @ centroids[[0, 2]].T / 0.05
+    labels = torch.tensor([0, 1, 2, 1])
+    loss = modality_contrastive_loss(memory, feats, labels, 0, mixed)  # visible samples
+    logits = feats[[0, 2]] @ centroids[[0, 2], 1].T / 0.05          # against the infrared centroids
     assert torch.allclose(loss, F.cross_entropy(logits, torch.tensor([0, 1])))
     loss.backward()
     assert feats.grad[[0, 2]].abs().sum() > 0 and feats.grad[[1, 3]].abs().sum() == 0
-    none = modality_contrastive_loss(feats, torch.tensor([1, 1]), centroids, valid, 0.05)
+    # the samples' own (visible) entries moved, the infrared ones did not
+    assert not torch.allclose(memory.features[:3], centroids[:, 0])
+    assert torch.allclose(memory.features[3:], centroids[:, 1])
+    none = modality_contrastive_loss(memory, feats, torch.tensor([1, 1, 1, 1]), 1, mixed)
     assert none.item() == 0.0 and none.requires_grad
 
 

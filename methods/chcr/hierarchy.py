@@ -28,32 +28,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def relabel(labels: np.ndarray) -> np.ndarray:
-    """[N] int64 consecutive ids 0..K-1 in the order of the old ids; -1 (outlier) stays -1."""
-    labels = np.asarray(labels, dtype=np.int64)
-    out = np.full_like(labels, -1)
-    keep = labels >= 0
-    if keep.any():
-        _, out[keep] = np.unique(labels[keep], return_inverse=True)
-    return out
+from reidkit.cluster import cluster_centroids, relabel
 
 
-def modality_counts(labels: np.ndarray, modality_ids: np.ndarray, num_modalities: int) -> np.ndarray:
-    """[K, M] int64: members of each cluster (labels 0..K-1) per modality; outliers are ignored."""
+def modality_presence(labels: np.ndarray, modality_ids: np.ndarray, num_modalities: int) -> np.ndarray:
+    """[K, M] bool: which modalities each cluster 0..K-1 holds (outliers ignored)."""
     labels, modality_ids = np.asarray(labels), np.asarray(modality_ids)
     keep = labels >= 0
     k = int(labels.max()) + 1 if keep.any() else 0
-    counts = np.zeros((k, num_modalities), dtype=np.int64)
-    np.add.at(counts, (labels[keep], modality_ids[keep]), 1)
-    return counts
+    present = np.zeros((k, num_modalities), dtype=bool)
+    present[labels[keep], modality_ids[keep]] = True
+    return present
 
 
 def mixed_share(labels: np.ndarray, modality_ids: np.ndarray, num_modalities: int) -> float:
     """Share of clusters that hold more than one modality (0 when there is no cluster)."""
-    counts = modality_counts(labels, modality_ids, num_modalities)
-    counts = counts[counts.sum(1) > 0]
-    return float(np.mean((counts > 0).sum(1) > 1)) if len(counts) else 0.0
+    present = modality_presence(labels, modality_ids, num_modalities)
+    present = present[present.any(1)]
+    return float(np.mean(present.sum(1) > 1)) if len(present) else 0.0
 
 
 def centre_by_modality(features: Tensor, modality_ids: np.ndarray) -> Tensor:
@@ -68,17 +60,6 @@ def centre_by_modality(features: Tensor, modality_ids: np.ndarray) -> Tensor:
         rows = ids == m
         out[rows] = features[rows] - features[rows].mean(0, keepdim=True)
     return F.normalize(out, dim=1)
-
-
-def cluster_centroids(features: Tensor, labels: np.ndarray, num_clusters: int | None = None) -> Tensor:
-    """[K, D] L2-normalised mean feature of each cluster 0..K-1 (outliers ignored; empty clusters 0)."""
-    labels = np.asarray(labels)
-    k = num_clusters if num_clusters is not None else (int(labels.max()) + 1 if (labels >= 0).any() else 0)
-    keep = torch.as_tensor(np.flatnonzero(labels >= 0), device=features.device)
-    target = torch.as_tensor(labels[labels >= 0], device=features.device)
-    sums = torch.zeros(k, features.shape[1], dtype=features.dtype, device=features.device)
-    sums.index_add_(0, target, features[keep])
-    return F.normalize(sums, dim=1)
 
 
 def mutual_nearest_pairs(similarity: Tensor, threshold: float) -> list[tuple[int, int, float]]:
@@ -128,18 +109,17 @@ def cross_modality_merge(labels: np.ndarray, features: Tensor, modality_ids: np.
     labels = relabel(labels)
     modality_ids = np.asarray(modality_ids)
     num_modalities = int(max(modality_ids.max(initial=0), first, second)) + 1
-    counts = modality_counts(labels, modality_ids, num_modalities)
-    present = counts > 0
+    present = modality_presence(labels, modality_ids, num_modalities)
     only = present.sum(1) == 1
     first_only = np.flatnonzero(only & present[:, first])
     second_only = np.flatnonzero(only & present[:, second])
     if len(first_only) == 0 or len(second_only) == 0:
         return MergeResult(labels, [], int(only.sum()))
     feats = centre_by_modality(features, modality_ids) if centre else features
-    centroids = cluster_centroids(feats, labels, len(counts))
+    centroids = cluster_centroids(feats, labels, len(present))
     sim = centroids[torch.as_tensor(first_only, device=feats.device)] @ \
         centroids[torch.as_tensor(second_only, device=feats.device)].T
-    target = np.arange(len(counts))
+    target = np.arange(len(present))
     pairs: list[tuple[int, int, float]] = []
     free_rows = np.ones(len(first_only), dtype=bool)
     free_cols = np.ones(len(second_only), dtype=bool)

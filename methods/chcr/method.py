@@ -28,12 +28,13 @@ from torch import Tensor
 
 from reidkit.config import ConfigError
 from reidkit.method import BuildContext, EpochContext, EpochPlan, Method, ModalBatch
-from reidkit.models.memory import ClusterMemory
+from reidkit.cluster import cluster_centroids, modality_centroids, relabel
+from reidkit.models.memory import ClusterMemory, ProxyMemory
 
 from .clustering import joint_cluster
 from .config import RUN_DEFAULTS, CHCRConfig
-from .hierarchy import centre_by_modality, cluster_centroids, cross_modality_merge, mixed_share, relabel
-from .losses import modality_contrastive_loss
+from .hierarchy import centre_by_modality, cross_modality_merge, mixed_share
+from .losses import centroid_entries, modality_contrastive_loss
 from .refinement import refine_labels
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,9 @@ class CHCR(Method):
         self.other = next(m for m in modalities if m != VISIBLE)
         self.backbone = build.build_backbone()
         dim = self.backbone.feat_dim
-        # per-epoch state, rebuilt in prepare_epoch (not worth checkpointing: the next epoch re-clusters)
+        # per-epoch state, rebuilt in prepare_epoch (non-persistent: the next epoch re-clusters anyway)
         self.memory = ClusterMemory(dim, 0, temperature=cfg.temperature, momentum=cfg.momentum)
-        self.register_buffer("modality_centroids", torch.zeros(2, 0, dim), persistent=False)
+        self.modality_memory = ProxyMemory(dim, 0, temperature=cfg.mc_temperature, momentum=cfg.momentum)
         self.register_buffer("mixed", torch.zeros(0, dtype=torch.bool), persistent=False)
 
     # -- the epoch plan -------------------------------------------------------------------------------------
@@ -151,18 +152,15 @@ class CHCR(Method):
         return EpochPlan(labels=labels, sampler="per-modality", info=info)
 
     def reset_memories(self, features: Tensor, labels: np.ndarray, is_visible: np.ndarray) -> None:
-        """Rebuild the cluster memory and the per-modality centroids from [N, D] features and [N] labels."""
+        """Rebuild the memories from [N, D] features and [N] labels (-1 ignored): one centroid per cluster,
+        and the (cluster, modality) centroids of the modality contrastive loss."""
         k = int(labels.max()) + 1 if (labels >= 0).any() else 0
         features = features.to(self.build.device)
         self.memory.reset(cluster_centroids(features, labels, k))
-        per_modality = []
-        present = []
-        for rows in (is_visible, ~is_visible):
-            part = np.where(rows, labels, -1)
-            per_modality.append(cluster_centroids(features, part, k))
-            present.append(torch.as_tensor(np.bincount(part[part >= 0], minlength=k) > 0))
-        self.modality_centroids = torch.stack(per_modality)
-        self.mixed = (present[0] & present[1]).to(self.build.device)
+        side = np.where(is_visible, 0, 1)  # 0 visible, 1 the other modality
+        centroids, present = modality_centroids(features, labels, side, k, 2)
+        self.modality_memory.reset(*centroid_entries(centroids))
+        self.mixed = present.all(dim=1).to(self.build.device)
 
     # -- training -------------------------------------------------------------------------------------------
     def training_step(self, batch: Mapping[str, ModalBatch]) -> dict[str, Tensor]:
@@ -173,23 +171,10 @@ class CHCR(Method):
         losses = {"cluster": self.memory(torch.cat([feats[m] for m in batch]),
                                          torch.cat([targets[m] for m in batch]))}
         if self.uses_modality_loss:
-            terms = []
-            centroids = self.modality_centroids.clone()  # the loss sees the bank before this step's update
-            for m in batch:
-                other = 1 if m == self.visible else 0  # contrast against the other modality's centroids
-                terms.append(modality_contrastive_loss(feats[m], targets[m], centroids[other],
-                                                       self.mixed, self.cfg.mc_temperature))
-                self._update_centroids(0 if other == 1 else 1, feats[m].detach(), targets[m])
+            terms = [modality_contrastive_loss(self.modality_memory, feats[m], targets[m],
+                                               0 if m == self.visible else 1, self.mixed) for m in batch]
             losses["modality"] = self.cfg.mc_weight * torch.stack(terms).mean()
         return losses
-
-    @torch.no_grad()
-    def _update_centroids(self, modality: int, features: Tensor, targets: Tensor) -> None:
-        """Momentum update of one modality's centroids with that modality's batch features."""
-        bank = self.modality_centroids[modality]
-        for label in torch.unique(targets):
-            mean = features[targets == label].mean(0)
-            bank[label] = F.normalize(self.cfg.momentum * bank[label] + (1 - self.cfg.momentum) * mean, dim=0)
 
     # -- views ------------------------------------------------------------------------------------------------
     def train_transforms(self, modality: str) -> Sequence:
