@@ -63,8 +63,7 @@ def jaccard_distance(features, *, k1: int = 30, k2: int = 6, backend: str = "aut
     steps = StepLog(log, f"Jaccard (N={n})", 4, progress)
     expansion = expanded_sets(ranks, k1)
     steps.update(1)
-    xn = x.cpu().numpy()
-    encoding = encode(xn, expansion, neighbors)
+    encoding = encode(x, expansion, neighbors)
     steps.update(2)
     if min(k2, k1) > 1:
         encoding = query_expansion(encoding, ranks[:, :min(k2, k1)])
@@ -118,10 +117,11 @@ def expanded_sets(ranks: np.ndarray, k1: int, chunk: int = 1024) -> sp.csr_matri
     return sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n, n))
 
 
-def encode(xn: np.ndarray, expansion: sp.csr_matrix, neighbors: Neighbors | None = None) -> sp.csr_matrix:
+def encode(x, expansion: sp.csr_matrix, neighbors: Neighbors | None = None) -> sp.csr_matrix:
     """Step 4: float32 CSR ``V`` with ``V[i, E(i)] = softmax(-(2 - 2 x_i . x_j))`` over j in E(i).
 
-    Similarities found in ``neighbors`` are reused; the others are computed in float32.
+    ``x``: [N, D] features (numpy, or a torch tensor on any device). Similarities found in
+    ``neighbors`` are reused; the others are computed in float32.
     """
     n = expansion.shape[0]
     indptr, indices = expansion.indptr, expansion.indices.astype(np.int64)
@@ -137,7 +137,7 @@ def encode(xn: np.ndarray, expansion: sp.csr_matrix, neighbors: Neighbors | None
         found = known[at] == keys
         sims[found] = neighbors.similarities.reshape(-1)[order[at[found]]]
     todo = np.flatnonzero(np.isnan(sims))
-    sims[todo] = pair_dots(xn, rows[todo], indices[todo])
+    sims[todo] = pair_dots(x, rows[todo], indices[todo])
     logits = -(np.float32(2) - np.float32(2) * sims)
     starts = indptr[:-1]
     row_max = np.maximum.reduceat(logits, starts)
@@ -158,36 +158,60 @@ def query_expansion(encoding: sp.csr_matrix, ranks: np.ndarray) -> sp.csr_matrix
 
 
 def min_overlap_distance(encoding: sp.csr_matrix, *, max_distance: float | None = None,
-                         order: np.ndarray | None = None, block: int = 256) -> sp.csr_matrix:
+                         order: np.ndarray | None = None, budget: int = 1 << 19,
+                         max_cells: int = 1 << 22) -> sp.csr_matrix:
     """Step 6: ``1 - m / (2 - m)`` with ``m_ij = sum_c min(V'[i, c], V'[j, c])`` for overlapping pairs.
 
-    Rows are taken ``block`` at a time in ``order`` (a locality order, see :func:`locality_order`); each
-    block's (row, column, partner) expansions are summed with ``np.bincount`` over the block's rows x
-    the partners it actually reaches, so the work is O(expansions), not O(N) per row.
+    Rows are taken in ``order`` (a locality order, see :func:`locality_order`), in blocks of at most
+    ``budget`` (row, column, partner) expansions; each block's minima are summed with ``np.bincount``
+    over the block's rows x the partners it actually reaches (at most ``max_cells`` accumulators, else
+    the block is split). Work is O(expansions); memory O(budget + max_cells) besides the output.
     """
     n = encoding.shape[0]
-    csr = encoding.tocsr()
-    csc = encoding.tocsc()
-    col_ptr, col_rows, col_vals = csc.indptr, csc.indices.astype(np.int64), csc.data
+    ctx = _MinimaContext(encoding)
     order = np.arange(n) if order is None else order
-    seen = np.zeros(n, dtype=bool)
-    slot = np.zeros(n, dtype=np.int64)
-    parts = []
-    for s in range(0, n, block):
-        rows = order[s:s + block]
+    per_row = np.bincount(np.repeat(np.arange(n), np.diff(ctx.csr.indptr)),  # expansions of each row
+                          weights=ctx.col_len[ctx.csr.indices], minlength=n).astype(np.int64)
+    cum = np.cumsum(per_row[order])
+    parts, start = [], 0
+    while start < n:
+        done = cum[start - 1] if start else 0
+        end = max(int(np.searchsorted(cum, done + budget, side="right")), start + 1)
+        parts.extend(ctx.block(order[start:end], max_cells, max_distance))
+        start = end
+    return _assemble_csr(parts, n)
+
+
+class _MinimaContext:
+    """The CSR/CSC views of V' and reusable scratch arrays for :func:`min_overlap_distance`."""
+
+    def __init__(self, encoding: sp.csr_matrix) -> None:
+        self.csr = encoding.tocsr()
+        csc = encoding.tocsc()
+        self.col_ptr, self.col_rows, self.col_vals = csc.indptr, csc.indices.astype(np.int64), csc.data
+        self.col_len = np.diff(self.col_ptr)
+        n = encoding.shape[0]
+        self.seen = np.zeros(n, dtype=bool)
+        self.slot = np.zeros(n, dtype=np.int64)
+
+    def block(self, rows: np.ndarray, max_cells: int, max_distance: float | None) -> list:
+        csr = self.csr
         lengths = csr.indptr[rows + 1] - csr.indptr[rows]
         entries = _ragged_arange(csr.indptr[rows], lengths)
         cols, vals = csr.indices[entries], csr.data[entries]
-        local = np.repeat(np.arange(rows.size), lengths)
-        col_len = col_ptr[cols + 1] - col_ptr[cols]
-        slots = _ragged_arange(col_ptr[cols], col_len)
-        partner = col_rows[slots]
-        mins = np.minimum(np.repeat(vals, col_len), col_vals[slots])
-        seen[partner] = True
-        reached = np.flatnonzero(seen)
-        seen[reached] = False
-        slot[reached] = np.arange(reached.size)
-        acc = np.bincount(np.repeat(local, col_len) * reached.size + slot[partner], weights=mins,
+        col_len = self.col_len[cols]
+        slots = _ragged_arange(self.col_ptr[cols], col_len)
+        partner = self.col_rows[slots]
+        self.seen[partner] = True
+        reached = np.flatnonzero(self.seen)
+        self.seen[reached] = False
+        if rows.size > 1 and rows.size * reached.size > max_cells:  # too many accumulators: split
+            half = rows.size // 2
+            return self.block(rows[:half], max_cells, max_distance) + self.block(rows[half:], max_cells, max_distance)
+        self.slot[reached] = np.arange(reached.size)
+        mins = np.minimum(np.repeat(vals, col_len), self.col_vals[slots])
+        local = np.repeat(np.repeat(np.arange(rows.size), lengths), col_len)
+        acc = np.bincount(local * reached.size + self.slot[partner], weights=mins,
                           minlength=rows.size * reached.size)
         keys = np.flatnonzero(acc > 0)
         m = acc[keys]
@@ -198,15 +222,12 @@ def min_overlap_distance(encoding: sp.csr_matrix, *, max_distance: float | None 
         if max_distance is not None:  # compared in float32, as DBSCAN compares them (see dbscan.py)
             keep = dist <= np.float32(max_distance)
             r, c, dist = r[keep], c[keep], dist[keep]
-        parts.append((r.astype(np.int32), c.astype(np.int32), dist))
-    return _assemble_csr(parts, n)
+        return [(r.astype(np.int32), c.astype(np.int32), dist)]
 
 
 def _assemble_csr(parts: list, n: int) -> sp.csr_matrix:
     """CSR with sorted indices from (rows, cols, values) pieces without a COO round trip."""
-    counts = np.zeros(n, dtype=np.int64)
-    for r, _, _ in parts:
-        counts += np.bincount(r, minlength=n)
+    counts = np.bincount(np.concatenate([r for r, _, _ in parts]), minlength=n) if parts else np.zeros(n, np.int64)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)

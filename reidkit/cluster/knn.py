@@ -1,24 +1,22 @@
 """Exact k-nearest neighbours of L2-normalised features (inner product = 1 - squared distance / 2).
 
 ``knn(features, k)`` returns, for every row, its ``k`` most similar rows (itself included, normally
-first), sorted by decreasing inner product. Ordering by inner product is ordering by squared Euclidean
-distance for unit vectors, so these are the lists the k-reciprocal lineage gets from faiss.
+first), sorted by decreasing inner product. For unit vectors that is ordering by squared Euclidean
+distance, so these are the lists the k-reciprocal lineage gets from faiss.
 
 Backends (``backend=``):
 
-* ``"torch"`` (and ``"auto"``): a tiled search on the features' device (CUDA or CPU) that never holds
-  more than one ``block`` x ``block`` tile of similarities. Only the upper triangle of tiles is computed
-  (the similarity matrix is symmetric); each tile feeds the running top lists of its rows and of its
-  columns, keeping only values above the current k-th best (a comparison, much cheaper than ``topk``).
-  With ``precision="mixed"`` (the CPU default where oneDNN has bfloat16) the tiles are bfloat16 products
-  that only *nominate* ``k + margin`` candidates per row; the candidates are then re-scored exactly in
-  float32 and each row is *certified*: its k-th exact similarity must beat a rigorous bound on what any
-  non-nominated row could score (bfloat16 input rounding, float32 accumulation and bfloat16 output
-  rounding; see :func:`_nomination_bound`). Rows that fail the certificate are recomputed against all
-  rows in float32. The result is the float32 exact search's, about 3x faster on CPUs with native
-  bfloat16. ``precision="fp32"`` uses float32 tiles (CUDA default, with TF32 disabled during the search).
-* ``"faiss"``: ``IndexFlatIP`` on the GPU when faiss sees one, on the CPU otherwise (float32, exact).
-  Approximate indexes for very large N are in :mod:`reidkit.cluster.ann`.
+* ``"torch"`` (and ``"auto"``), on the features' device (or ``device=``):
+  - CPU with native bfloat16 (``precision="mixed"``, the default there): bfloat16 tiles nominate
+    candidates, float32 re-scores them and a rigorous per-row certificate guarantees the float32 answer
+    (:mod:`reidkit.cluster.mixed`); about 3x faster than float32 on such CPUs, memory O(N k + tile);
+  - CUDA, or ``precision="fp32"``: chunked float32 ``x @ x.T`` + ``topk`` (:func:`chunked_knn`), TF32
+    switched off for the duration so the products stay float32.
+* ``"faiss"``: ``IndexFlatIP``, on the GPU when faiss sees one, on the CPU otherwise (exact float32).
+  ``search="ivf" | "hnsw"`` selects faiss approximate indexes for very large N (:mod:`reidkit.cluster.ann`).
+
+Exact means: the lists a float32 evaluation of ``x @ x.T`` gives, up to pairs whose similarities tie
+within float32 rounding (~1e-7), which any two float32 implementations may order differently.
 """
 from __future__ import annotations
 
@@ -121,8 +119,9 @@ def _torch_knn(x: Tensor, k: int, *, precision: str, margin: int | None, block: 
         indices, values = mixed_knn(x, k, margin=max(32, k) if margin is None else int(margin),
                                     block=int(block or 2048), progress=progress)
         return Neighbors(indices, values)
+    chunk = int(block) if block else (max(256, min(8192, (1 << 28) // x.shape[0])) if cuda else 1024)
     with _no_tf32():
-        return chunked_knn(x, k, chunk=int(block or (8192 if cuda else 1024)), progress=progress)
+        return chunked_knn(x, k, chunk=chunk, progress=progress)
 
 
 def chunked_knn(features, k: int, *, chunk: int = 1024, progress: bool = False) -> Neighbors:

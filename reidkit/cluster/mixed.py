@@ -114,32 +114,37 @@ def nominate(x: Tensor, kc: int, block: int, progress: bool):
         a = bufs.rows(x, s, block, "a")
         err[s:s + a.shape[0], 0] = torch.linalg.vector_norm(x[s:s + block], dim=1).numpy()
         err[s:s + a.shape[0], 1] = torch.linalg.vector_norm(a.float() - x[s:s + block], dim=1).numpy()
-        lists.init_rows(s, bufs.product(a, a))
+        lists.init_rows(s, _widen(bufs.product(a, a)))
     done = len(starts)
     for p, s in enumerate(starts):
         a = bufs.rows(x, s, block, "a")
         for s2 in starts[p + 1:]:
-            tile = bufs.product(a, bufs.rows(x, s2, block, "b"))
-            r, c = np.divmod(np.flatnonzero(tile > lists.threshold[s:s + tile.shape[0], None]), tile.shape[1])
-            lists.fold(s + r, s2 + c, tile[r, c])
-            r, c = np.divmod(np.flatnonzero(tile > lists.threshold[None, s2:s2 + tile.shape[1]]), tile.shape[1])
-            order = np.argsort(c, kind="stable")
+            bits = bufs.product(a, bufs.rows(x, s2, block, "b"))
+            rows, cols = bits.shape
+            r, c = np.divmod(np.flatnonzero(bits >= lists.admission(s, rows)[:, None]), cols)
+            lists.fold(s + r, s2 + c, _widen(bits[r, c]))
+            r, c = np.divmod(np.flatnonzero(bits >= lists.admission(s2, cols)[None, :]), cols)
+            order = np.argsort(c.astype(np.int16), kind="stable")  # radix sort: c < block <= 2^15
             r, c = r[order], c[order]
-            lists.fold(s2 + c, s + r, tile[r, c])
+            lists.fold(s2 + c, s + r, _widen(bits[r, c]))
             done += 1
             steps.update(done)
     steps.finish()
     return lists.values, lists.indices, err
 
 
+def _widen(bits: np.ndarray) -> np.ndarray:
+    """float32 values of bfloat16 bit patterns (int16): the bfloat16 is the high half of the float32."""
+    return (bits.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
 class _TileBuffers:
-    """Preallocated bfloat16 row blocks and float32 tiles (fresh large allocations page-fault)."""
+    """Preallocated bfloat16 row blocks and product tile (fresh large allocations page-fault)."""
 
     def __init__(self, block: int, dim: int) -> None:
         self.block = {"a": torch.empty(block, dim, dtype=torch.bfloat16),
                       "b": torch.empty(block, dim, dtype=torch.bfloat16)}
         self.out16 = torch.empty(block * block, dtype=torch.bfloat16)
-        self.out32 = np.empty(block * block, dtype=np.uint32)
 
     def rows(self, x: Tensor, start: int, block: int, which: str) -> Tensor:
         src = x[start:start + block]
@@ -148,14 +153,11 @@ class _TileBuffers:
         return dst
 
     def product(self, a: Tensor, b: Tensor) -> np.ndarray:
-        """[len(a), len(b)] float32 array of the bfloat16 product (exact widening of the bf16 values)."""
+        """[len(a), len(b)] int16 bit patterns of the bfloat16 product ``a @ b.T`` (a reused buffer)."""
         m, m2 = a.shape[0], b.shape[0]
-        out16 = self.out16[:m * m2].view(m, m2)
-        torch.mm(a, b.T, out=out16)
-        bits = out16.view(torch.int16).numpy().view(np.uint16)
-        out = self.out32[:m * m2].reshape(m, m2)
-        np.left_shift(bits, 16, out=out, dtype=np.uint32)  # bfloat16 = the high half of a float32
-        return out.view(np.float32)
+        out = self.out16[:m * m2].view(m, m2)
+        torch.mm(a, b.T, out=out)
+        return out.view(torch.int16).numpy()
 
 
 class _TopLists:
@@ -174,6 +176,17 @@ class _TopLists:
         self.values[r0:r0 + m, :take] = np.take_along_axis(tile, part, 1)
         self.indices[r0:r0 + m, :take] = part + r0
         self.threshold[r0:r0 + m] = self.values[r0:r0 + m].min(axis=1)
+
+    def admission(self, start: int, count: int) -> np.ndarray:
+        """[count] int16 keys: a bfloat16 tile entry with bits >= key may enter the row's list.
+
+        For a positive threshold t, bit patterns order like values for all entries (negative ones are
+        negative as int16), so ``bits >= bits(t) + 1`` is exactly ``value > t``; rows whose threshold is
+        not positive admit everything (and their lists sort it out).
+        """
+        t = self.threshold[start:start + count]
+        key = (t.view(np.uint32) >> 16).astype(np.int32) + 1
+        return np.where(t > 0, key, -32768).astype(np.int16)
 
     def fold(self, rows: np.ndarray, partners: np.ndarray, values: np.ndarray) -> None:
         """Merge candidate entries (``rows`` sorted ascending, global ``partners``, ``values``)."""
