@@ -201,7 +201,8 @@ class ReIDBackbone(nn.Module):
     def forward_multi(self, images: Mapping[str, Tensor]) -> dict[str, dict[str, Tensor]]:
         """``{modality: [B_m, 3, H, W]}`` -> ``{modality: {"pool": [B_m, D], "feat": [B_m, D]}}``.
 
-        Every modality goes through its stem, then the trunk and head run once on the concatenation, so
+        Every modality goes through its stem on its own (so the stem's BatchNorm sees one modality, even
+        when the stem is shared), then the trunk and head run once on the concatenation, so their
         BatchNorm statistics (trunk and BN-neck) mix the modalities, as IMSL's official forward does.
         All images must share one size.
         """
