@@ -9,18 +9,17 @@ import torch
 import torchvision
 
 from reidkit.config import ModelConfig
-from reidkit.models import backbones
+from reidkit.models import backbones, weights
 from reidkit.models.backbones import (
     RESNET50,
     ReIDBackbone,
-    WeightsError,
-    imagenet_state_dict,
     resnet18,
     resnet34,
     resnet50,
     resnet_mini,
 )
 from reidkit.models.neck import BNNeck
+from reidkit.models.weights import WeightsError, imagenet_state_dict
 from reidkit.models.pooling import AvgPooling, GeMPooling
 from reidkit.registry import BACKBONES
 
@@ -269,7 +268,7 @@ def offline_hub(tmp_path, monkeypatch):
     def no_network(url, destination):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(backbones, "_download", no_network)
+    monkeypatch.setattr(weights, "_download", no_network)
     return tmp_path
 
 

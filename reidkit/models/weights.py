@@ -1,0 +1,163 @@
+"""Loading backbone weights: torchvision's ImageNet files (hub cache or download) or a local state dict.
+
+A torchvision-layout file has its stem copied into every modality stem and its classifier ignored; a
+file of another architecture is refused with :class:`WeightsError`; missing/unexpected keys are logged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
+
+import torch
+import torchvision
+from torch import Tensor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reidkit.models.backbones import ReIDBackbone, ResNetSpec
+
+log = logging.getLogger(__name__)
+
+class WeightsError(ValueError):
+    """Weights that cannot be used: unreadable file, wrong architecture, no ImageNet weights, offline."""
+
+
+def _display_path(path: Path) -> str:
+    home = str(Path.home())
+    text = str(path)
+    return "~" + text[len(home):] if home not in ("", "/") and text.startswith(home + os.sep) else text
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """Read a state dict from ``path``: a plain ``{name: tensor}`` or ``{"state_dict": {...}}``.
+
+    A ``module.`` prefix (DataParallel/DDP checkpoints) is removed. Raises ``FileNotFoundError`` naming the
+    file when it does not exist and :class:`WeightsError` when it cannot be read as a state dict.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"weights file not found: {path} (model.weights must be none, imagenet or an existing .pth file)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or foreign files
+        raise WeightsError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from e
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise WeightsError(f"weights file {path} holds no state dict of tensors "
+                           "(expected {name: tensor} or {'state_dict': {name: tensor}})")
+    state = dict(obj)
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _to_backbone_keys(state: Mapping[str, Tensor],
+                      model: ReIDBackbone) -> tuple[dict[str, Tensor], list[str]]:
+    """Map a torchvision-layout state dict onto the backbone's names (the stem copied into every stem).
+
+    A state dict saved from a :class:`ReIDBackbone` (keys ``stems.*``) is returned as is. Returns the
+    mapped dict and the ignored classifier keys (``fc.*``).
+    """
+    if any(k.startswith("stems.") for k in state):
+        return dict(state), []
+    mapped: dict[str, Tensor] = {}
+    ignored: list[str] = []
+    for key, value in state.items():
+        head = key.split(".", 1)[0]
+        if head in ("conv1", "bn1"):
+            for stem_key in model.stems:
+                mapped[f"stems.{stem_key}.{key}"] = value
+        elif head == "fc":
+            ignored.append(key)
+        else:
+            mapped[key] = value
+    return mapped, ignored
+
+
+def load_state_dict_into(model: ReIDBackbone, state: Mapping[str, Tensor], source: str) -> None:
+    """Load ``state`` (torchvision or ReIDBackbone layout) into ``model``; report what did not match.
+
+    Tensors whose shapes differ raise :class:`WeightsError` (the file is for another architecture), as
+    does a file sharing no tensor with the model. Missing and unexpected keys are logged as warnings
+    (the BN-neck, absent from ImageNet files, only at debug level).
+    """
+    mapped, ignored = _to_backbone_keys(state, model)
+    own = model.state_dict()
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+                  for k, v in mapped.items() if k in own and v.shape != own[k].shape]
+    if mismatched:
+        raise WeightsError(f"{source} does not fit backbone {model.spec.name}: {len(mismatched)} tensors "
+                           f"differ in shape, e.g. {'; '.join(mismatched[:3])}")
+    usable = {k: v for k, v in mapped.items() if k in own}
+    if not usable:
+        raise WeightsError(f"{source} shares no tensor with backbone {model.spec.name} "
+                           f"(first keys in the file: {list(state)[:3]})")
+    model.load_state_dict(usable, strict=False)
+    unexpected = sorted(set(mapped) - set(own))
+    missing = sorted(k for k in set(own) - set(usable) if not k.endswith("num_batches_tracked"))
+    trunk_missing = [k for k in missing if not k.startswith("neck.")]
+    if ignored:
+        log.debug("%s: ignored classifier tensors %s", source, ignored)
+    if trunk_missing:
+        log.warning("%s: %d backbone tensors missing from the file, left at their initial values: %s%s",
+                    source, len(trunk_missing), trunk_missing[:5], " ..." if len(trunk_missing) > 5 else "")
+    if missing and not trunk_missing:
+        log.debug("%s: BN-neck tensors not in the file, left at their initial values", source)
+    if unexpected:
+        log.warning("%s: %d tensors in the file are not in the backbone and were ignored: %s%s",
+                    source, len(unexpected), unexpected[:5], " ..." if len(unexpected) > 5 else "")
+    log.info("loaded %d tensors into %s from %s", len(usable), model.spec.name, source)
+
+
+def _download(url: str, destination: Path) -> None:
+    """Download ``url`` to ``destination`` (checked against the hash prefix in torchvision's file name).
+
+    A separate function so tests can replace it; torch writes to a temporary file first, so an interrupted
+    download leaves no partial file in the cache.
+    """
+    stem = destination.name.split(".")[0]
+    hash_prefix = stem.rsplit("-", 1)[1] if "-" in stem else None
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s to %s", url, destination)
+    torch.hub.download_url_to_file(url, str(destination), hash_prefix=hash_prefix, progress=False)
+
+
+def imagenet_state_dict(spec: ResNetSpec) -> dict[str, Tensor]:
+    """torchvision's ImageNet (IMAGENET1K_V1) weights for ``spec``, from the torch hub cache or downloaded.
+
+    Raises :class:`WeightsError` when the architecture has no ImageNet weights, or when they are not
+    cached and cannot be downloaded (the message names the file to place in the cache).
+    """
+    if spec.imagenet is None:
+        raise WeightsError(f"no ImageNet weights exist for backbone {spec.name}; "
+                           "use model.weights=none or model.weights=/path/to/file.pth")
+    weights = getattr(torchvision.models, spec.imagenet).IMAGENET1K_V1
+    filename = weights.url.rsplit("/", 1)[-1]
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if not cached.is_file():
+        try:
+            _download(weights.url, cached)
+        except Exception as e:  # URLError, socket timeouts, hash mismatch: all mean "no usable download"
+            raise WeightsError(
+                f"cannot download ImageNet weights for {spec.name} ({type(e).__name__}: {e}); offline, put "
+                f"{filename} in {_display_path(cached.parent)}, "
+                f"or pass model.weights=/path/to/{filename}") from e
+    return read_state_dict(cached)
+
+
+def load_weights(model: ReIDBackbone, weights: str) -> None:
+    """Apply ``model.weights``: ``"none"`` keeps the random init, ``"imagenet"``, or a local file path."""
+    if weights == "none":
+        return
+    if weights == "imagenet":
+        load_state_dict_into(model, imagenet_state_dict(model.spec), f"ImageNet weights of {model.spec.name}")
+        return
+    load_state_dict_into(model, read_state_dict(weights), str(Path(weights).expanduser()))
+
+
+# ------------------------------------------------------------------------------------------------------
+# registered builders
+# ------------------------------------------------------------------------------------------------------
