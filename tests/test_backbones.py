@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from reidkit.config import ModelConfig
-from reidkit.models import backbones, weights
+from reidkit.models import weights
 from reidkit.models.backbones import (
     RESNET50,
     ReIDBackbone,
