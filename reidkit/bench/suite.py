@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,4 +207,4 @@ def _config_for(value: Any, label: str, suite_path: Path, where: str) -> str | N
     file = Path(value).expanduser()
     if not file.is_absolute():
         file = suite_path.parent / file
-    return str(file)  # a missing file fails its runs (and ``bench --dry-run``), not the whole suite
+    return os.path.normpath(file)  # a missing file fails its runs (and ``bench --dry-run``), not the suite
