@@ -115,6 +115,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from reidkit.engine.run import evaluate_checkpoint
 
+    if args.visualize is not None:
+        from reidkit.bench.commands import visualize_checkpoint
+
+        return visualize_checkpoint(args)
     doc = evaluate_checkpoint(args.checkpoint, overrides=args.set or [], device=args.device)
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -193,6 +197,8 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 # parser
 # --------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    from reidkit.bench import commands as bench_commands
+
     parser = argparse.ArgumentParser(prog="reidkit", description="Unsupervised cross-modality person re-ID.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v, -vv)")
@@ -215,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench_commands.add_eval_visualize_args(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="export a checkpoint's embedding model (one file per modality)")
@@ -246,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a data setting, e.g. --set trial=3 (RegDB split) or --set gallery_sampler=seeded")
     p.set_defaults(func=cmd_data_check)
+    bench_commands.add_parsers(sub)
     return parser
 
 

@@ -175,20 +175,11 @@ def visualize_checkpoint(checkpoint: str | Path, out: str | Path, *, queries: in
                          max_ids: int = 20) -> dict[str, Any]:
     """Load the checkpoint's model and dataset, extract test features and write the pictures of every
     selected protocol (first trial); returns the ``ranked.json`` document."""
-    from reidkit.engine.checkpoint import CheckpointError, load_checkpoint, write_json
-    from reidkit.engine.run import _as_overrides, build_method, load_dataset, pick_device, resolve_run_config
-    from reidkit.engine.trainer import Trainer
+    from reidkit.engine.checkpoint import write_json
+    from reidkit.engine.run import restore_checkpoint
 
-    state = load_checkpoint(checkpoint)
-    saved = state.get("config")
-    if not isinstance(saved, dict) or not saved.get("method"):
-        raise CheckpointError(f"{checkpoint}: checkpoint holds no run configuration")
-    cfg = resolve_run_config(saved["method"], overrides=[*_as_overrides(saved), *overrides])
-    dev = pick_device(device)
-    dataset = load_dataset(cfg)
-    method = build_method(cfg, dataset, dev)
-    method.load_state_dict(state["model"])
-    trainer = Trainer(method, dataset, cfg, device=dev)
+    restored = restore_checkpoint(checkpoint, overrides=overrides, device=device)
+    cfg, dataset, trainer = restored.cfg, restored.dataset, restored.trainer()
     names = list(protocols) or list(dataset.protocols)
     unknown = [n for n in names if n not in dataset.protocols]
     if unknown:
@@ -198,7 +189,7 @@ def visualize_checkpoint(checkpoint: str | Path, out: str | Path, *, queries: in
                           f"(has: {', '.join(dataset.protocols)})")
     out = Path(out)
     doc: dict[str, Any] = {"checkpoint": str(checkpoint), "method": cfg.method, "dataset": cfg.data.dataset,
-                           "epoch": int(state.get("epoch", -1)), "protocols": {}}
+                           "epoch": restored.epoch, "protocols": {}}
     for name in names:
         protocol = dataset.protocols[name]
         gallery = protocol.gallery(0)

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import torch
 
-from reidkit.engine.checkpoint import CheckpointError, load_checkpoint
+from reidkit.engine.checkpoint import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +67,10 @@ def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> N
 def export_checkpoint(checkpoint: str | Path, output: str | Path, fmt: str, *,
                       modalities: Sequence[str] | None = None) -> list[Path]:
     """Rebuild the method of ``checkpoint`` on the CPU, load its weights and export it."""
-    from reidkit.engine.run import _as_overrides, build_method, load_dataset, resolve_run_config
+    from reidkit.engine.run import restore_checkpoint
 
-    state = load_checkpoint(checkpoint)
-    saved = state.get("config")
-    if not isinstance(saved, dict) or not saved.get("method"):
-        raise CheckpointError(f"{checkpoint}: checkpoint holds no run configuration")
-    cfg = resolve_run_config(saved["method"], overrides=_as_overrides(saved))
-    dataset = load_dataset(cfg)
-    method = build_method(cfg, dataset, torch.device("cpu"))
-    method.load_state_dict(state["model"])
+    r = restore_checkpoint(checkpoint, device="cpu")
+    method, dataset, cfg = r.method, r.dataset, r.cfg
     chosen = list(modalities or dataset.modalities)
     unknown = set(chosen) - set(dataset.modalities)
     if unknown:

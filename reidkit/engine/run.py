@@ -235,9 +235,22 @@ def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
         return doc
 
 
-def evaluate_checkpoint(path: str | Path, *, overrides: Sequence[str] = (), device: str | None = None
-                        ) -> dict[str, Any]:
-    """Evaluate the model saved in a checkpoint on its dataset's protocols (``reidkit eval``)."""
+@dataclasses.dataclass
+class Restored:
+    """A checkpoint's model rebuilt with its dataset: what ``eval``, ``export`` and pictures start from."""
+
+    cfg: RunConfig
+    dataset: ReIDDataset
+    method: Method
+    epoch: int
+    device: torch.device
+
+    def trainer(self) -> Trainer:
+        return Trainer(self.method, self.dataset, self.cfg, device=self.device)
+
+
+def restore_checkpoint(path: str | Path, *, overrides: Sequence[str] = (), device: str | None = None) -> Restored:
+    """Rebuild the method saved in ``path`` (its config validated again, ``overrides`` applied) on ``device``."""
     state = load_checkpoint(path)
     saved = state.get("config")
     if not isinstance(saved, dict) or not saved.get("method"):
@@ -247,9 +260,15 @@ def evaluate_checkpoint(path: str | Path, *, overrides: Sequence[str] = (), devi
     dataset = load_dataset(cfg)
     method = build_method(cfg, dataset, dev)
     method.load_state_dict(state["model"])
-    trainer = Trainer(method, dataset, cfg, device=dev)
-    return {"method": cfg.method, "dataset": cfg.data.dataset, "checkpoint": str(path),
-            "epoch": int(state["epoch"]), "results": trainer.evaluate()}
+    return Restored(cfg, dataset, method, int(state.get("epoch", -1)), dev)
+
+
+def evaluate_checkpoint(path: str | Path, *, overrides: Sequence[str] = (), device: str | None = None
+                        ) -> dict[str, Any]:
+    """Evaluate the model saved in a checkpoint on its dataset's protocols (``reidkit eval``)."""
+    r = restore_checkpoint(path, overrides=overrides, device=device)
+    return {"method": r.cfg.method, "dataset": r.cfg.data.dataset, "checkpoint": str(path),
+            "epoch": r.epoch, "results": r.trainer().evaluate()}
 
 
 def _as_overrides(data: dict) -> list[str]:
