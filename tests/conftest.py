@@ -25,3 +25,17 @@ def example_method():
     from reidkit_kmeans_proxy import KMeansProxy
 
     return KMeansProxy
+
+
+@pytest.fixture
+def with_example(example_method, monkeypatch):
+    """The example method registered in-process as ``kmeans-proxy`` (as if its package were installed)."""
+    from reidkit import registry
+    from reidkit.registry import Entry
+
+    entries = dict(registry.METHODS._discover())
+    entries["kmeans-proxy"] = Entry("kmeans-proxy", "reidkit_kmeans_proxy:KMeansProxy", "example",
+                                    lambda: example_method)
+    monkeypatch.setattr(registry.METHODS, "_entries", entries)
+    monkeypatch.setattr(registry.METHODS, "_loaded", {})
+    return example_method

@@ -15,7 +15,6 @@ from reidkit.bench import commands
 from reidkit.bench.runner import FAILED_FILE, SUITE_INDEX, run_status, run_suite
 from reidkit.bench.suite import flatten_overrides, load_suite
 from reidkit.config import ConfigError, parse_override
-from reidkit.registry import Entry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -224,16 +223,6 @@ def test_only_filter_and_other_suite_in_the_same_folder(tmp_path):
 # ------------------------------------------------------------------------------------------------------
 # the real engine and the command
 # ------------------------------------------------------------------------------------------------------
-@pytest.fixture
-def with_example(example_method, monkeypatch):
-    entries = dict(registry.METHODS._discover())
-    entries["kmeans-proxy"] = Entry("kmeans-proxy", "reidkit_kmeans_proxy:KMeansProxy", "example",
-                                    lambda: example_method)
-    monkeypatch.setattr(registry.METHODS, "_entries", entries)
-    monkeypatch.setattr(registry.METHODS, "_loaded", {})
-    return example_method
-
-
 def cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     commands.add_parsers(parser.add_subparsers(dest="command", required=True))

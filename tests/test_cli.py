@@ -5,19 +5,7 @@ import json
 
 import pytest
 
-from reidkit import registry
 from reidkit.cli import main
-from reidkit.registry import Entry
-
-
-@pytest.fixture
-def with_example(example_method, monkeypatch):
-    entries = dict(registry.METHODS._discover())
-    entries["kmeans-proxy"] = Entry("kmeans-proxy", "reidkit_kmeans_proxy:KMeansProxy", "example",
-                                    lambda: example_method)
-    monkeypatch.setattr(registry.METHODS, "_entries", entries)
-    monkeypatch.setattr(registry.METHODS, "_loaded", {})
-    return example_method
 
 
 TINY = ["--set", "data.dataset=generic", "--set", "data.height=32", "--set", "data.width=16",
