@@ -313,6 +313,28 @@ def test_variance_eps_defaults_per_form():
     assert DCBaselineConfig(consistency="kl", variance_eps=1e-3).resolved_variance_eps() == 1e-3
 
 
+def test_channel_exchange_only_on_visible_images():
+    from PIL import Image
+
+    from reidkit.data.transforms import train_transform
+
+    assert _build().train_transforms("visible") is None
+    method = _build(DCBaselineConfig(channel_exchange_p=1.0))
+    assert method.train_transforms("infrared") is None
+    (transform,) = method.train_transforms("visible")
+    rgb = np.zeros((32, 16, 3), dtype=np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 30
+    torch.manual_seed(0)
+    for _ in range(5):
+        out = transform(Image.fromarray(rgb))
+        assert out.shape == (3, 32, 16)
+        # one channel (or the luma) copied to all three, except where random erasing (<= 40 % of the
+        # area) writes its per-channel fill; an untouched image has no pixel with equal channels
+        assert (out[0] == out[1]).float().mean() >= 0.6 and (out[1] == out[2]).float().mean() >= 0.6
+    out = train_transform((32, 16))(Image.fromarray(rgb))
+    assert (out[0] == out[1]).float().mean() == 0
+
+
 def test_param_groups_split_backbone_and_heads():
     method = _build(DCBaselineConfig(backbone_lr=0.01))
     groups = method.param_groups()

@@ -47,6 +47,11 @@ class DCBaselineConfig:
     triplet_scope: str = option(
         "all", choices=SCOPES[:2],
         help="shared-feature triplet pairs: all (any modality) or cross (other modalities only)")
+    # augmentation
+    channel_exchange_p: float = option(
+        0.0, ge=0, le=1, help="probability that a visible training image is replaced by one of its channels "
+                              "(R, G, B) or its grayscale, copied to all three (CAJ-style channel "
+                              "augmentation, METHODS.md §2.5, §5.2); 0 = off")
     # test-time feature and optimisation
     test_feature: str = option(
         "shared", choices=("shared", "shared+branch"),

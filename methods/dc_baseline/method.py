@@ -17,7 +17,7 @@ Loss keys: ``id_shared``, ``tri_shared``, ``id_<modality>``, ``tri_intra_<modali
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -107,6 +107,17 @@ class DCBaseline(Method):
                         "distribution-consistency loss is 0 (raise data.instances to >= 2)")
             self._warned_no_consistency = True
         return loss
+
+    def train_transforms(self, modality: str) -> list[Callable] | None:
+        """The standard pipeline; visible images with ``channel_exchange_p`` > 0 also get random channels."""
+        p = self.cfg.channel_exchange_p
+        if p == 0 or modality != "visible":
+            return None
+        from torchvision.transforms import RandomApply
+
+        from reidkit.data.transforms import ChannelExchange, train_transform
+
+        return [train_transform(self.build.image_size, extra=[RandomApply([ChannelExchange(gray=3)], p=p)])]
 
     # -- evaluation -----------------------------------------------------------------------------------
     def embed(self, images: Tensor, modality: str) -> Tensor:
