@@ -36,8 +36,8 @@ class DCBaselineConfig:
         "neck", choices=("neck", "normalized"),
         help="features the Gaussians are fitted to: the BN-neck output, or it L2-normalised")
     variance_eps: float | None = option(
-        None, gt=0, help="added to every per-identity variance; None = 1e-5 for w2 (METHODS.md §5.2) and 0.1 "
-                         "for kl, whose 1/variance terms diverge with 1e-5 (benchmarks/dc-baseline.md)")
+        None, gt=0, help="added to every per-identity variance; None = 1e-5 for w2 (METHODS.md §5.2) and "
+                         "0.1 for kl, whose 1/variance terms diverge with 1e-5 (benchmarks/dc-baseline.md)")
     # shared-feature losses
     label_smoothing: float = option(0.1, ge=0, lt=1, help="identity cross-entropy label smoothing")
     triplet: str = option(
