@@ -196,6 +196,12 @@ def test_modality_contrastive_loss_is_cross_entropy_over_the_other_modality():
 
 
 # -- the method ------------------------------------------------------------------------------------------------
+def test_outliers_as_instances_get_their_own_labels():
+    from reidkit_methods.chcr.method import as_instances
+
+    assert as_instances(np.array([0, -1, 1, -1, 0])).tolist() == [0, 2, 1, 3, 0]
+
+
 def test_config_rejects_unknown_views():
     from reidkit.config import ConfigError
 
@@ -208,6 +214,7 @@ LADDER = {
     "hierarchical": ["method_args.hierarchy=cross-merge", "method_args.refinement=none"],
     "full-soft": ["method_args.hierarchy=cross-merge", "method_args.refinement=soft"],
     "centred": ["method_args.hierarchy=modality-centred", "method_args.refinement=strict"],
+    "instances": ["method_args.outliers=instances"],
 }
 
 
@@ -286,3 +293,24 @@ def test_tiny_end_to_end_run(tmp_path):
                     "time_cluster_s", "loss_cluster"):
             assert key in record, key
     assert doc["results"] and all(0 <= r["mAP"] <= 1 for r in doc["results"].values())
+
+
+def test_synthetic_config_states_the_code_defaults():
+    from pathlib import Path
+
+    from reidkit.config import to_dict
+    from reidkit.engine.run import resolve_run_config
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "chcr" / "synthetic.yaml"
+    assert to_dict(resolve_run_config("chcr", config_file=path)) == to_dict(resolve_run_config("chcr"))
+
+
+@pytest.mark.parametrize("name", ["sysu_mm01", "regdb", "llcm"])
+def test_gpu_configs_resolve(name):
+    from pathlib import Path
+
+    from reidkit.engine.run import resolve_run_config
+
+    cfg = resolve_run_config("chcr", config_file=Path(__file__).resolve().parents[1] / "configs" / "chcr" / f"{name}.yaml")
+    assert cfg.data.dataset == name and cfg.model.backbone == "resnet50"
+    assert (cfg.data.height, cfg.data.width) == (288, 144)

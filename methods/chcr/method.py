@@ -47,6 +47,14 @@ def _num_clusters(labels: np.ndarray) -> int:
     return len(np.unique(labels[labels >= 0]))
 
 
+def as_instances(labels: np.ndarray) -> np.ndarray:
+    """[N] consecutive labels 0..K-1 (-1 = none) -> every unlabelled sample its own new label K, K+1, ..."""
+    out = np.array(labels, dtype=np.int64, copy=True)
+    free = out < 0
+    out[free] = _num_clusters(out) + np.arange(int(free.sum()))
+    return out
+
+
 class CHCR(Method):
     """The ``chcr`` method plugin; options in :class:`~.config.CHCRConfig`."""
 
@@ -144,10 +152,15 @@ class CHCR(Method):
                 info["refine_drop_rate"] = refined.drop_rate
                 labels = relabel(refined.labels)
 
+        # the clustering's own counts (the engine's "clusters" also counts instance entries)
+        info.update(pseudo_clusters=_num_clusters(labels), pseudo_outliers=float(np.mean(labels < 0)),
+                    pseudo_mixed_share=mixed_share(labels, modality_ids, 2))
+        if cfg.outliers == "instances":
+            labels = as_instances(labels)
         self.reset_memories(features, labels, is_visible)
         info["mixed_clusters"] = int(self.mixed.sum())
         log.info("epoch %d: %d clusters (%d mixed), %.1f%% outliers, refinement dropped %.1f%%", ctx.epoch,
-                 int(labels.max()) + 1, info["mixed_clusters"], 100 * float(np.mean(labels < 0)),
+                 info["pseudo_clusters"], info["mixed_clusters"], 100 * info["pseudo_outliers"],
                  100 * info["refine_drop_rate"])
         return EpochPlan(labels=labels, sampler="per-modality", info=info)
 
