@@ -31,18 +31,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EPS, MIN_SAMPLES, K1, K2 = 0.6, 4, 30, 6
+SAMPLE = 2000  # query rows with float32 truth for the recall of approximate searches at large N
 
 
-def rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
 
+def rss_mb() -> float:
+    return _status_mb("VmRSS")
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak RSS of this process image. Not ``ru_maxrss``: across fork + exec Linux carries the parent's
+    peak into the child's ``ru_maxrss``, so a worker would report the driver's peak."""
+    return _status_mb("VmHWM")
 
 
 # -- worker ------------------------------------------------------------------------------------------------
@@ -51,9 +58,10 @@ def peak_rss_mb() -> float:
 def worker(impl: str, features_path: str, labels_path: str, json_path: str) -> None:
     import numpy as np
     import torch  # noqa: F401  (imported by every implementation; counted in the baseline)
-    from sklearn.cluster import DBSCAN  # noqa: F401
 
     load_start = os.getloadavg()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_start = usage.ru_utime + usage.ru_stime  # CPU seconds of the imports, excluded
     rss_imports = rss_mb()
     x = np.load(features_path)
     rss_loaded = rss_mb()
@@ -68,6 +76,8 @@ def worker(impl: str, features_path: str, labels_path: str, json_path: str) -> N
         return out
 
     if impl == "reference":
+        from sklearn.cluster import DBSCAN
+
         sys.path.insert(0, str(ROOT / "tests"))
         from test_cluster_lineage import lineage_jaccard, lineage_ranks
 
@@ -75,6 +85,15 @@ def worker(impl: str, features_path: str, labels_path: str, json_path: str) -> N
         dist = timed("jaccard", lambda: lineage_jaccard(x, K1, K2, ranks=ranks))
         labels = timed("dbscan", lambda: DBSCAN(eps=EPS, min_samples=MIN_SAMPLES, metric="precomputed",
                                                 n_jobs=1).fit_predict(dist))
+    elif impl == "exact-sample":  # float32 truth for a fixed sample of query rows (recall at large N)
+        import torch as _torch
+
+        rows = np.sort(np.random.default_rng(0).choice(len(x), size=min(len(x), SAMPLE), replace=False))
+        xt = _torch.from_numpy(x)
+        top = timed("knn", lambda: _torch.cat([(xt[_torch.from_numpy(rows[s:s + 256])] @ xt.T).topk(K1, dim=1).indices
+                                              for s in range(0, len(rows), 256)]))
+        np.save(labels_path.replace(".labels.npy", ".knn.npy"), top.numpy())
+        np.save(labels_path.replace(".labels.npy", ".rows.npy"), rows)
     elif impl == "fp32-knn":
         from reidkit.cluster.knn import chunked_knn
 
@@ -97,7 +116,9 @@ def worker(impl: str, features_path: str, labels_path: str, json_path: str) -> N
         labels = timed("dbscan", lambda: dbscan(dist, eps=EPS, min_samples=MIN_SAMPLES))
     if labels is not None:
         np.save(labels_path, np.asarray(labels, dtype=np.int64))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     result = dict(impl=impl, n=int(x.shape[0]), dim=int(x.shape[1]), times=times, total=sum(times.values()),
+                  cpu_s=usage.ru_utime + usage.ru_stime - cpu_start,
                   peak_rss_mb=peak_rss_mb(), rss_after_imports_mb=rss_imports, rss_after_load_mb=rss_loaded,
                   loadavg_start=load_start, loadavg_end=os.getloadavg(), threads=torch.get_num_threads(), **extra)
     Path(json_path).write_text(json.dumps(result))
@@ -155,17 +176,25 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/reidkit-cluster-bench"))
     parser.add_argument("--timeout", type=int, default=3600)
     parser.add_argument("--output", type=Path, help="write the markdown report here")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from the runs in --workdir")
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
-    impls = ["ours", "ivf-8", "ivf-32", "hnsw"] if args.ann else args.impls
+    impls = args.impls
+    if args.ann and impls == parser.get_default("impls"):
+        impls = ["ours", "ivf-8", "ivf-32", "hnsw"]
     results = []
     for n in args.sizes:
         path = features_file(args.workdir, n, args.dim, args.seed)
         print(f"N = {n}: {path}", flush=True)
         for impl in impls:
+            if args.report_only:
+                stored = args.workdir / f"{path.stem}.{impl}.json"
+                if stored.exists():
+                    results.append((n, impl, json.loads(stored.read_text())))
+                continue
             if impl == "reference" and not reference_fits(n):
                 print(f"  reference: skipped, {available_gb():.1f} GB available", flush=True)
                 continue
@@ -199,11 +228,15 @@ def _environment(results) -> str:
             f"numpy {numpy.__version__}, scipy {scipy.__version__}, scikit-learn {sklearn.__version__}.")
 
 
+def _command() -> str:
+    return "python benchmarks/clustering.py " + " ".join(a for a in sys.argv[1:] if a != "--report-only")
+
+
 def main_report(results, args) -> str:
     from sklearn.metrics import adjusted_rand_score
 
-    rows = ["| N | implementation | kNN s | Jaccard s | DBSCAN s | total s | peak RSS MB | RSS after load MB | "
-            "clusters / outliers | ARI vs reference |", "|" + "---|" * 10]
+    rows = ["| N | implementation | kNN s | Jaccard s | DBSCAN s | total s | CPU s | peak RSS MB | RSS after load MB | "
+            "clusters / outliers | ARI vs reference |", "|" + "---|" * 11]
     by = {(n, impl): r for n, impl, r in results}
     for n, impl, r in results:
         t = r["times"]
@@ -211,28 +244,30 @@ def main_report(results, args) -> str:
         ref = _labels(args, n, "reference")
         ari = f"{adjusted_rand_score(ref, labels):.5f}" if labels is not None and ref is not None and impl != "reference" else "-"
         counts = f"{labels.max() + 1} / {(labels < 0).sum()}" if labels is not None else "-"
+        cpu = f"{r['cpu_s']:.0f}" if "cpu_s" in r else "-"
         rows.append(f"| {n} | {impl} | {t.get('knn', 0):.1f} | {t.get('jaccard', 0):.1f} | {t.get('dbscan', 0):.1f} | "
-                    f"{r['total']:.1f} | {r['peak_rss_mb']:.0f} | {r['rss_after_load_mb']:.0f} | {counts} | {ari} |")
-    ratios = ["", "| N | time ours / reference | peak RSS ours / reference | RSS above load, ours / reference | "
-              "ours: Jaccard + DBSCAN vs kNN | fp32 kNN floor / ours kNN |", "|" + "---|" * 6]
+                    f"{r['total']:.1f} | {cpu} | {r['peak_rss_mb']:.0f} | {r['rss_after_load_mb']:.0f} | {counts} | {ari} |")
+    ratios = ["", "| N | wall time ours / reference | CPU time ours / reference | peak RSS ours / reference | "
+              "RSS above load, ours / reference | ours: Jaccard + DBSCAN vs kNN | fp32 kNN floor vs ours kNN |",
+              "|" + "---|" * 7]
     for n in args.sizes:
         ours, ref, floor = by.get((n, "ours")), by.get((n, "reference")), by.get((n, "fp32-knn"))
         if ours is None:
             continue
         jd = ours["times"]["jaccard"] + ours["times"]["dbscan"]
-        cells = [f"{jd:.1f} s vs {ours['times']['knn']:.1f} s"]
-        cells.append(f"{floor['times']['knn']:.1f} s / {ours['times']['knn']:.1f} s" if floor else "-")
+        tail = [f"{jd:.1f} s vs {ours['times']['knn']:.1f} s",
+                f"{floor['times']['knn']:.1f} s vs {ours['times']['knn']:.1f} s" if floor else "-"]
         if ref:
             above = (ours["peak_rss_mb"] - ours["rss_after_load_mb"]) / (ref["peak_rss_mb"] - ref["rss_after_load_mb"])
-            cells = [f"1/{ref['total'] / ours['total']:.1f}", f"1/{ref['peak_rss_mb'] / ours['peak_rss_mb']:.1f}",
-                     f"1/{1 / above:.0f}"] + cells
+            cpu = f"1/{ref['cpu_s'] / ours['cpu_s']:.1f}" if "cpu_s" in ref and "cpu_s" in ours else "-"
+            head = [f"1/{ref['total'] / ours['total']:.1f}", cpu, f"1/{ref['peak_rss_mb'] / ours['peak_rss_mb']:.1f}",
+                    f"1/{1 / above:.0f}"]
         else:
-            cells = ["-", "-", "-"] + cells
-        ratios.append(f"| {n} | " + " | ".join(cells) + " |")
-    cmd = "python benchmarks/clustering.py " + " ".join(sys.argv[1:])
+            head = ["-"] * 4
+        ratios.append(f"| {n} | " + " | ".join(head + tail) + " |")
     return "\n".join(["# Clustering benchmark: dense lineage vs reidkit.cluster", "",
-                      f"Command: `{cmd}` (D = {args.dim}, k1 = {K1}, k2 = {K2}, eps = {EPS}, min_samples = {MIN_SAMPLES}).",
-                      "", _environment(results), "", *rows, *ratios, ""])
+                      f"Command: `{_command()}` (D = {args.dim}, k1 = {K1}, k2 = {K2}, eps = {EPS}, "
+                      f"min_samples = {MIN_SAMPLES}).", "", _environment(results), "", *rows, *ratios, ""])
 
 
 def ann_report(results, args) -> str:
@@ -241,19 +276,26 @@ def ann_report(results, args) -> str:
 
     from reidkit.cluster import knn_recall
 
-    rows = ["| N | kNN | kNN s | recall@30 vs exact | Jaccard + DBSCAN s | peak RSS MB | clusters / outliers | ARI vs exact labels |",
-            "|" + "---|" * 8]
+    rows = ["| N | kNN | kNN s | recall@30 vs exact | Jaccard + DBSCAN s | total s | peak RSS MB | clusters / outliers | "
+            "ARI vs exact labels |", "|" + "---|" * 9]
     for n, impl, r in results:
+        if impl == "exact-sample":
+            continue
         stem = args.workdir / f"features_n{n}_d{args.dim}_s{args.seed}"
-        exact = np.load(f"{stem}.ours.knn.npy")
         found = np.load(f"{stem}.{impl}.knn.npy")
+        if Path(f"{stem}.ours.knn.npy").exists():
+            recall = f"{knn_recall(found, np.load(f'{stem}.ours.knn.npy')):.4f}"
+        elif Path(f"{stem}.exact-sample.knn.npy").exists():
+            sample = np.load(f"{stem}.exact-sample.rows.npy")
+            recall = f"{knn_recall(found[sample], np.load(f'{stem}.exact-sample.knn.npy')):.4f} ({len(sample)} rows)"
+        else:
+            recall = "-"
         labels, base = _labels(args, n, impl), _labels(args, n, "ours")
-        rows.append(f"| {n} | {'exact (ours)' if impl == 'ours' else impl} | {r['times']['knn']:.1f} | "
-                    f"{knn_recall(found, exact):.4f} | {r['times']['jaccard'] + r['times']['dbscan']:.1f} | "
-                    f"{r['peak_rss_mb']:.0f} | {labels.max() + 1} / {(labels < 0).sum()} | "
-                    f"{adjusted_rand_score(base, labels):.4f} |")
-    cmd = "python benchmarks/clustering.py " + " ".join(sys.argv[1:])
-    return "\n".join(["# Approximate kNN for clustering", "", f"Command: `{cmd}`.", "", _environment(results), "",
+        ari = f"{adjusted_rand_score(base, labels):.4f}" if base is not None else "-"
+        rows.append(f"| {n} | {'exact (ours)' if impl == 'ours' else impl} | {r['times']['knn']:.1f} | {recall} | "
+                    f"{r['times']['jaccard'] + r['times']['dbscan']:.1f} | {r['total']:.1f} | {r['peak_rss_mb']:.0f} | "
+                    f"{labels.max() + 1} / {(labels < 0).sum()} | {ari} |")
+    return "\n".join(["# Approximate kNN for clustering", "", f"Command: `{_command()}`.", "", _environment(results), "",
                       *rows, ""])
 
 

@@ -79,3 +79,23 @@ def test_rejects_eps_at_or_beyond_the_absent_distance():
         dbscan(sparse, eps=1.0)
     with pytest.raises(ValueError, match="min_samples"):
         dbscan(sparse, eps=0.5, min_samples=0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_graph_dbscan_matches_sklearn_on_dense_random_graphs(seed):
+    # many borders shared by several clusters, many near-core points: the numbering and the border
+    # rule (first cluster to reach a point) must match sklearn exactly
+    sparse, dense = random_sparse_distances(300, 0.03, seed + 10)
+    for min_samples in (2, 3, 5, 8):
+        expected = DBSCAN(eps=0.5, min_samples=min_samples, metric="precomputed").fit_predict(dense)
+        np.testing.assert_array_equal(dbscan(sparse, eps=0.5, min_samples=min_samples), expected)
+
+
+def test_asymmetric_sparse_input_goes_through_sklearn():
+    d = np.ones((5, 5), dtype=np.float32)
+    np.fill_diagonal(d, 0)
+    d[0, 1] = d[1, 2] = d[2, 0] = 0.1  # a directed cycle: not symmetric
+    d[3, 4] = d[4, 3] = 0.1
+    sparse = sp.csr_matrix(np.where(d < 1, d, 0))
+    expected = DBSCAN(eps=0.2, min_samples=2, metric="precomputed").fit_predict(d)
+    np.testing.assert_array_equal(dbscan(sparse, eps=0.2, min_samples=2), expected)

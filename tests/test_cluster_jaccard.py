@@ -120,3 +120,19 @@ def test_rejects_broken_neighbour_lists(data):
         jaccard_distance(x, neighbors=bad)
     with pytest.raises(ValueError, match="shape"):
         jaccard_distance(x, k1=30, neighbors=Neighbors(nb.indices[:, :10], nb.similarities[:, :10]))
+
+
+def test_backends_and_precisions_give_the_same_labels(data, reference):
+    pytest.importorskip("faiss")
+    x = data.features
+    for kwargs in ({"backend": "faiss"}, {"backend": "torch"}):
+        np.testing.assert_array_equal(pseudo_labels(x, **kwargs), reference[1])
+    from reidkit.cluster import knn
+
+    fp32 = knn(x, 30, precision="fp32")
+    np.testing.assert_array_equal(pseudo_labels(x, neighbors=fp32), reference[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_features_give_the_same_labels(data, reference):  # pragma: no cover - no GPU in CI
+    np.testing.assert_array_equal(pseudo_labels(torch.from_numpy(data.features).cuda()), reference[1])

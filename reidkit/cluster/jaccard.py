@@ -13,7 +13,8 @@ The lineage (reference/PEERS.md §3.1), step by step, and what is stored here in
    ``d_ij = 1 - m_ij / (2 - m_ij)``, clamped at 0. Pairs sharing no column are at distance 1 and are not
    stored; the diagonal is stored as explicit zeros (DBSCAN counts a point as its own neighbour).
 
-Peak memory is O(N (k1 + pairs per row)), never O(N^2); step 6 is done ``block`` rows at a time.
+Peak memory is O(N (k1 + pairs per row)), never O(N^2): step 6 runs in blocks of rows bounded by their
+number of (row, column, partner) expansions, in a locality order that keeps each block's partners few.
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def jaccard_distance(features, *, k1: int = 30, k2: int = 6, backend: str = "aut
     return dist
 
 
-def reciprocal_mask(ranks: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
+def reciprocal_mask(ranks: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
     """[N, k] bool: row i appears in the first ``k`` entries of the list of its r-th neighbour."""
     n = ranks.shape[0]
     fwd = ranks[:, :k]
@@ -84,7 +85,7 @@ def reciprocal_mask(ranks: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
     return out
 
 
-def expanded_sets(ranks: np.ndarray, k1: int, chunk: int = 1024) -> sp.csr_matrix:
+def expanded_sets(ranks: np.ndarray, k1: int, chunk: int = 512) -> sp.csr_matrix:
     """Steps 2-3: [N, N] boolean CSR whose row i holds E(i), sorted."""
     n, cols = ranks.shape
     k_full = min(k1 + 1, cols)
@@ -217,6 +218,8 @@ class _MinimaContext:
         m = acc[keys]
         r, c = np.divmod(keys, reached.size)
         r, c = rows[r], reached[c]
+        upper = r <= c  # each unordered pair is kept by its lower row only: exactly symmetric output
+        r, c, m = r[upper], c[upper], m[upper]
         dist = np.maximum(1.0 - m / (2.0 - m), 0.0).astype(np.float32)
         dist[r == c] = 0.0
         if max_distance is not None:  # compared in float32, as DBSCAN compares them (see dbscan.py)
@@ -226,19 +229,26 @@ class _MinimaContext:
 
 
 def _assemble_csr(parts: list, n: int) -> sp.csr_matrix:
-    """CSR with sorted indices from (rows, cols, values) pieces without a COO round trip."""
-    counts = np.bincount(np.concatenate([r for r, _, _ in parts]), minlength=n) if parts else np.zeros(n, np.int64)
+    """Symmetric CSR (sorted indices) from upper-triangle (row <= col, values) pieces, mirrored."""
+    pieces = [(r, c, v) for r, c, v in parts] + [(c[r < c], r[r < c], v[r < c]) for r, c, v in parts]
+    counts = np.zeros(n, dtype=np.int64)
+    for r, _, _ in pieces:
+        counts += np.bincount(r, minlength=n)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
     data = np.empty(int(indptr[-1]), dtype=np.float32)
     fill = indptr[:-1].copy()
-    for r, c, v in parts:  # each piece holds whole rows: place them row by row
+    for r, c, v in pieces:
+        if r.size == 0:
+            continue
         order = np.argsort(r, kind="stable")
         r, c, v = r[order], c[order], v[order]
         firsts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-        at = fill[r] + np.arange(r.size) - np.repeat(firsts, np.diff(np.r_[firsts, r.size]))
+        sizes = np.diff(np.r_[firsts, r.size])
+        at = fill[r] + np.arange(r.size) - np.repeat(firsts, sizes)
         indices[at], data[at] = c, v
+        fill[r[firsts]] += sizes
     out = sp.csr_matrix((data, indices, indptr), shape=(n, n))
     out.sort_indices()
     return out

@@ -44,8 +44,8 @@ CentroidUpdate = Callable[[Tensor, Tensor, int], "tuple[Tensor, Tensor]"]
 @dataclass(frozen=True)
 class KMeansResult:
     """labels: [N] int64 in [0, K); centroids: [K, D] consistent with the labels (the last update
-    after the last assignment); iterations: assignment rounds run; converged: the last round changed
-    no label."""
+    after the last assignment); iterations: (update, assign) rounds run after the initial assignment;
+    converged: the last assignment changed no label."""
 
     labels: Tensor
     centroids: Tensor
@@ -75,7 +75,9 @@ def kmeans(features, k: int, *, iterations: int = 20, init: str | Tensor = "k-me
 
     Args:
         k: number of centroids (capped at N).
-        iterations: maximum assign + update rounds; stops early when no label changes.
+        iterations: rounds of (update, assign) after the initial assignment, fewer if an assignment
+            changes no label; one last update follows, so ``iterations + 1`` assignments and updates
+            run in all and the returned centroids are the update of the returned labels.
         init: ``"k-means++"``, ``"random"`` (k distinct rows) or a [k, D] tensor of initial centroids.
         update: the centroid update (module docstring); :func:`mean_update` by default.
         drop_empty: remove clusters the update reports empty (K shrinks) instead of keeping their
