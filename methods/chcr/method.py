@@ -77,6 +77,9 @@ class CHCR(Method):
         self.memory = ClusterMemory(dim, 0, temperature=cfg.temperature, momentum=cfg.momentum)
         self.modality_memory = ProxyMemory(dim, 0, temperature=cfg.mc_temperature, momentum=cfg.momentum)
         self.register_buffer("mixed", torch.zeros(0, dtype=torch.bool), persistent=False)
+        #: label vectors of the last prepare_epoch's stages ("level1", "hierarchy", "channels", "dropped"),
+        #: kept for offline diagnostics against the hidden identities (benchmarks/chcr_diagnostics.py)
+        self.stages: dict = {}
 
     # -- the epoch plan -------------------------------------------------------------------------------------
     @property
@@ -127,6 +130,7 @@ class CHCR(Method):
         t0 = time.perf_counter()
         level1 = self._cluster(features, modality_ids)
         labels = relabel(level1.labels)
+        self.stages = {"level1": labels}
         info.update(eps_used=level1.eps, level1_clusters=int(labels.max()) + 1,
                     level1_mixed_share=mixed_share(labels, modality_ids, 2))
         if cfg.hierarchy == "cross-merge":
@@ -134,6 +138,7 @@ class CHCR(Method):
                                          threshold=cfg.merge_threshold, rounds=cfg.merge_rounds,
                                          centre=cfg.centre_modalities)
             labels = merge.labels
+            self.stages.update(hierarchy=labels, merged_pairs=merge.pairs)
             info.update(merged_pairs=len(merge.pairs), single_modality_clusters=merge.single_modality,
                         merge_similarity=float(np.mean([p[2] for p in merge.pairs])) if merge.pairs else 0.0)
         info["time_cluster_s"] = time.perf_counter() - t0
@@ -144,6 +149,7 @@ class CHCR(Method):
             t1 = time.perf_counter()
             refined = refine_labels(labels, channels, is_visible, rule=cfg.refinement,
                                     threshold=cfg.soft_threshold)
+            self.stages.update(channels=channels, dropped=refined.dropped)
             info["time_cluster_s"] += time.perf_counter() - t1
             # a filter that leaves fewer than two clusters removes all contrast: keep the labels then
             # (only seen with an untrained model on toy data; logged as refine_skipped)
