@@ -15,6 +15,7 @@ import numpy as np
 
 from reidkit.data.synthetic.materials import (
     ACCESSORY_MATERIALS, GARMENT_MATERIALS, HAIR, SKIN, SKIN_TEMPERATURE, Material, sample_texture,
+    structure_field,
 )
 from reidkit.data.synthetic.people import Garment, Person
 from reidkit.data.synthetic.raster import Layer
@@ -67,8 +68,12 @@ def print_mask(person: Person, surface: str, layer: Layer, view: str) -> np.ndar
     s = garment.pattern_scale
     if garment.pattern == "stripes":
         return (np.mod(layer.by / s, 1.0) < 0.45).astype(np.float32)
+    if garment.pattern == "vstripes":
+        return (np.mod(layer.bx / s + 0.25, 1.0) < 0.4).astype(np.float32)
     if garment.pattern == "checks":
         return (np.mod(np.floor(layer.bx / s) + np.floor(layer.by / s), 2) == 1).astype(np.float32)
+    if garment.pattern == "band":  # a colour-blocked chest band, around torso and sleeves
+        return (np.abs(layer.by - (person.head_size + 0.12)) < s * 0.6).astype(np.float32)
     if surface != "upper" or view != "front":
         return np.zeros_like(layer.alpha)
     size = s * 0.9
@@ -106,17 +111,19 @@ def _dyed(person: Person, surface: str, printed: np.ndarray) -> np.ndarray:
     return base + (ink - base) * printed[..., None]
 
 
-def _texture(person: Person, surface: str, layer: Layer) -> tuple[Material, np.ndarray]:
+def _texture(person: Person, surface: str, layer: Layer) -> tuple[Material, np.ndarray, np.ndarray]:
+    """The material, its fine texture (amplitude included) and its structure field (amplitude 1)."""
     material, seed = material_of(person, surface)
-    return material, sample_texture(seed, layer.bx, layer.by, material.texture_scale) * material.texture
+    texture = sample_texture(seed, layer.bx, layer.by, material.texture_scale) * material.texture
+    return material, texture, structure_field(material, layer.bx, layer.by)
 
 
 def visible_rgb(person: Person, surface: str, layer: Layer, view: str, light: float) -> np.ndarray:
     """[h, w, 3] linear RGB of the layer before the camera's light and optics."""
-    material, texture = _texture(person, surface, layer)
+    material, texture, structure = _texture(person, surface, layer)
     colour = _dyed(person, surface, print_mask(person, surface, layer, view))
     v = layer.v
-    shade = 0.55 + 0.4 * np.sqrt(1 - v * v) + 0.15 * light * v
+    shade = (0.55 + 0.4 * np.sqrt(1 - v * v) + 0.15 * light * v) * (1 + material.structure_depth * structure)
     highlight = material.sheen * np.exp(-((v + 0.4 * light) ** 2) / 0.04)
     out = colour * (shade * (1 + texture))[..., None] + highlight[..., None]
     return out.astype(np.float32)
@@ -132,7 +139,7 @@ def surface_temperature(person: Person, surface: str, ambient: float) -> float:
     garment = _garment_of(person, surface)
     if garment is not None:  # heat flows through the garment's resistance: surface between skin and air
         material = GARMENT_MATERIALS[garment.material]
-        resistance = 4.0 * material.insulation * garment.thickness * _STYLE_THICKNESS[garment.style]
+        resistance = 6.0 * material.insulation * garment.thickness * _STYLE_THICKNESS[garment.style]
         return ambient + (skin - ambient) / (1 + resistance)
     material, _ = material_of(person, surface)  # accessories, shoes: mostly at ambient
     return ambient + (1 - material.insulation) * (skin - ambient) * 0.9
@@ -142,8 +149,13 @@ def thermal_radiance(person: Person, surface: str, layer: Layer, view: str, ambi
                      print_contrast: float) -> np.ndarray:
     """[h, w] apparent temperature: emissivity-weighted, cooler at grazing angles, prints lower the
     emissivity by ``print_contrast``."""
-    material, texture = _texture(person, surface, layer)
+    material, texture, structure = _texture(person, surface, layer)
     temperature = surface_temperature(person, surface, ambient)
+    if material.structure == "quilted":  # stitched seams leak body heat: warm lines between baffles
+        relief = -0.7 * np.minimum(structure, 0)
+    else:  # ridges and creases: thinner fabric in the grooves
+        relief = -0.2 * structure
+    temperature = temperature + material.structure_depth * relief * (temperature - ambient)
     emissivity = material.emissivity * (1 - print_contrast * print_mask(person, surface, layer, view))
     radiance = emissivity * temperature + (1 - emissivity) * ambient
     rim = 0.8 + 0.2 * np.sqrt(1 - layer.v * layer.v)
@@ -152,7 +164,7 @@ def thermal_radiance(person: Person, surface: str, layer: Layer, view: str, ambi
 
 def nir_reflectance(person: Person, surface: str, layer: Layer, view: str) -> np.ndarray:
     """[h, w] near-infrared reflectance of the layer before the camera's illumination."""
-    material, texture = _texture(person, surface, layer)
+    material, texture, structure = _texture(person, surface, layer)
     luminance = _dyed(person, surface, print_mask(person, surface, layer, view)) @ _LUMA
     t = material.dye_transparency
     if surface in _SKIN_SURFACES:
@@ -160,4 +172,5 @@ def nir_reflectance(person: Person, surface: str, layer: Layer, view: str) -> np
     else:
         reflectance = t * material.nir_reflectance + (1 - t) * luminance
     shade = 0.6 + 0.4 * np.sqrt(1 - layer.v * layer.v)
+    shade = shade * (1 + material.structure_depth * structure)
     return (reflectance * shade * (1 + texture)).astype(np.float32)

@@ -28,6 +28,11 @@ class Material:
         texture: amplitude of the fine material texture (weave, knit, grain), in every modality.
         texture_scale: period of that texture in body units (person height = 1).
         sheen: specular highlight strength in visible light (leather, synthetic shells).
+        structure: the material's visible construction, seen by every camera: ``"none"``, ``"ribs"``
+            (knit, vertical), ``"twill"`` (denim, diagonal), ``"quilted"`` (padded shell: horizontal baffles
+            whose stitched seams leak heat), ``"grain"`` (leather creases).
+        structure_scale: period of that structure in body units.
+        structure_depth: its strength (shading in visible and NIR, temperature in thermal).
     """
 
     name: str
@@ -38,6 +43,9 @@ class Material:
     texture: float
     texture_scale: float
     sheen: float
+    structure: str = "none"
+    structure_scale: float = 0.05
+    structure_depth: float = 0.0
 
 
 #: garment materials; indices are stored in :class:`~reidkit.data.synthetic.people.Garment`
@@ -45,13 +53,17 @@ GARMENT_MATERIALS: tuple[Material, ...] = (
     Material("cotton", insulation=0.18, emissivity=0.96, nir_reflectance=0.70, dye_transparency=0.65,
              texture=0.03, texture_scale=0.010, sheen=0.00),
     Material("wool", insulation=0.42, emissivity=0.95, nir_reflectance=0.60, dye_transparency=0.40,
-             texture=0.09, texture_scale=0.018, sheen=0.00),
+             texture=0.09, texture_scale=0.018, sheen=0.00, structure="ribs", structure_scale=0.035,
+             structure_depth=0.25),
     Material("denim", insulation=0.28, emissivity=0.94, nir_reflectance=0.45, dye_transparency=0.25,
-             texture=0.07, texture_scale=0.008, sheen=0.02),
+             texture=0.07, texture_scale=0.008, sheen=0.02, structure="twill", structure_scale=0.04,
+             structure_depth=0.15),
     Material("leather", insulation=0.34, emissivity=0.78, nir_reflectance=0.30, dye_transparency=0.10,
-             texture=0.02, texture_scale=0.025, sheen=0.30),
+             texture=0.02, texture_scale=0.025, sheen=0.30, structure="grain", structure_scale=0.09,
+             structure_depth=0.12),
     Material("nylon", insulation=0.48, emissivity=0.70, nir_reflectance=0.55, dye_transparency=0.80,
-             texture=0.04, texture_scale=0.040, sheen=0.18),
+             texture=0.04, texture_scale=0.040, sheen=0.18, structure="quilted", structure_scale=0.075,
+             structure_depth=0.45),
     Material("fleece", insulation=0.55, emissivity=0.97, nir_reflectance=0.75, dye_transparency=0.55,
              texture=0.12, texture_scale=0.014, sheen=0.00),
 )
@@ -73,6 +85,25 @@ HAIR = Material("hair", insulation=0.30, emissivity=0.92, nir_reflectance=0.35, 
 
 #: skin surface temperature (normalised); garments are cooler by insulation x thickness
 SKIN_TEMPERATURE = 0.92
+
+
+def structure_field(material: Material, bx: np.ndarray, by: np.ndarray) -> np.ndarray:
+    """[h, w] the material's construction at body coordinates, in [-1, 1] (0 where it has none).
+
+    Quilted shells are -1 on their stitched seams and bulge between them; ribs and twill are periodic
+    ridges; leather grain is a coarse crease texture.
+    """
+    s = material.structure_scale
+    if material.structure == "quilted":
+        phase = np.mod(by / s, 1.0)
+        return np.where(phase < 0.18, -1.0, np.sin(np.pi * (phase - 0.18) / 0.82)).astype(np.float32)
+    if material.structure == "ribs":
+        return np.sin(2 * np.pi * bx / s).astype(np.float32)
+    if material.structure == "twill":
+        return np.sin(2 * np.pi * (bx + by) / s).astype(np.float32)
+    if material.structure == "grain":
+        return sample_texture(99, bx, by, s / 8)
+    return np.zeros_like(bx, dtype=np.float32)
 
 
 def texture_field(seed: int, size: int = 64) -> np.ndarray:

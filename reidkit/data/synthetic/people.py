@@ -22,7 +22,7 @@ RGB = tuple[float, float, float]
 
 UPPER_STYLES = ("tshirt", "longsleeve", "jacket", "coat")
 LOWER_STYLES = ("trousers", "shorts", "skirt")
-PATTERNS = ("plain", "stripes", "checks", "logo")
+PATTERNS = ("plain", "stripes", "vstripes", "checks", "logo", "band")
 LOGO_SHAPES = ("disc", "square", "triangle", "bar")
 
 # (name, rgb, weight): street clothing is mostly dark and muted, which keeps visible matching honest
@@ -52,7 +52,7 @@ class Garment:
     pattern_scale: float  # period of stripes / checks, or logo size, in body units
     logo: str
     material: int  # index into GARMENT_MATERIALS
-    thickness: float  # 0.5 (thin) .. 1.5 (thick): scales insulation
+    thickness: float  # 0.7 (thin) .. 1.3 (thick): scales the insulation of the style and material
 
 
 @dataclass(frozen=True)
@@ -109,16 +109,18 @@ def _spread(rng: np.random.Generator, low: float, high: float, diversity: float)
 
 
 def _garment(rng: np.random.Generator, styles: tuple[str, ...], style_p: list[float], diversity: float,
-             patterned: float) -> Garment:
+             pattern_p: list[float]) -> Garment:
+    """``pattern_p``: probabilities of the non-plain PATTERNS; plain takes the rest."""
     style = styles[rng.choice(len(styles), p=style_p)]
-    pattern = PATTERNS[rng.choice(4, p=[1 - patterned, patterned * 0.4, patterned * 0.3, patterned * 0.3])]
+    p = np.array([1 - sum(pattern_p)] + list(pattern_p))
+    pattern = PATTERNS[rng.choice(len(PATTERNS), p=p / p.sum())]
     material = int(rng.integers(len(GARMENT_MATERIALS)))
     if style == "trousers" and rng.random() < 0.4:
         material = 2  # denim jeans are common
     return Garment(
         style=style, colour=_colour(rng), pattern=pattern, pattern_colour=_colour(rng),
-        pattern_scale=float(rng.uniform(0.035, 0.08)), logo=LOGO_SHAPES[rng.integers(len(LOGO_SHAPES))],
-        material=material, thickness=_spread(rng, 0.5, 1.5, diversity),
+        pattern_scale=float(rng.uniform(0.06, 0.13)), logo=LOGO_SHAPES[rng.integers(len(LOGO_SHAPES))],
+        material=material, thickness=_spread(rng, 0.7, 1.3, diversity),
     )
 
 
@@ -133,8 +135,9 @@ def sample_person(seed: int, split: str, index: int, pid: int, knobs: Knobs) -> 
     """Draw one identity; the same arguments always give the same person."""
     rng = _rng(seed, split, index, 0)
     d = knobs.diversity
-    upper = _garment(rng, UPPER_STYLES, [0.35, 0.25, 0.25, 0.15], d, patterned=0.45)
-    lower = _garment(rng, LOWER_STYLES, [0.7, 0.18, 0.12], d, patterned=0.15)
+    # non-plain pattern probabilities: stripes, vertical stripes, checks, logo, chest band
+    upper = _garment(rng, UPPER_STYLES, [0.35, 0.25, 0.25, 0.15], d, [0.14, 0.08, 0.12, 0.12, 0.12])
+    lower = _garment(rng, LOWER_STYLES, [0.7, 0.18, 0.12], d, [0.05, 0.06, 0.05, 0.0, 0.0])
     return Person(
         pid=pid, build=_spread(rng, 0.85, 1.2, d), shoulders=_spread(rng, 0.10, 0.14, d),
         leg_length=_spread(rng, 0.44, 0.52, d), head_size=_spread(rng, 0.115, 0.145, d),
@@ -171,7 +174,7 @@ def _lookalike(model: Person, own: Person, rng: np.random.Generator, knobs: Knob
 
     def garment(shape: Garment, colours: Garment) -> Garment:
         return dataclasses.replace(shape, colour=colours.colour, pattern_colour=colours.pattern_colour,
-                                   thickness=nudge(shape.thickness, 0.5, 1.5))
+                                   thickness=nudge(shape.thickness, 0.7, 1.3))
 
     def accessory(shape: Accessory | None, colours: Accessory | None) -> Accessory | None:
         if shape is None:

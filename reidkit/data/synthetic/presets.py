@@ -55,7 +55,7 @@ class Knobs:
     noise: float = 0.02
     thermal_blur: float = 0.8
     thermal_noise: float = 0.03
-    pattern_contrast: float = 0.25
+    pattern_contrast: float = 0.35
     agc_jitter: float = 1.0
 
     def replace(self, **overrides: float) -> "Knobs":
