@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 #: part of the cache key; bump when the same (preset, seed, knobs) would give different images
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
