@@ -71,26 +71,33 @@ def frozen_bn_stats(module: nn.Module, frozen: bool = True) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------------------
 # the built-in fallback shape map
 # ------------------------------------------------------------------------------------------------------
-def silhouette(images: Tensor, *, border: int = 2, mean: Sequence[float] = IMAGENET_MEAN,
-               std: Sequence[float] = IMAGENET_STD) -> Tensor:
+def silhouette(images: Tensor, *, border: int | None = None, row_smoothing: int = 5,
+               mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Tensor:
     """A deterministic silhouette estimate from normalised images, for datasets without masks.
 
     [B, 3, H, W] normalised images -> [B, 3, H, W] a binary person/background map, normalised like a mask
     image (white person on black, ImageNet mean/std), so it can replace ``ModalBatch.masks``.
 
-    Why this estimate: re-ID crops are centred on the person, so the image border is mostly background.
-    The background colour is the per-channel median of a ``border``-pixel frame (left, right, top); the
-    foreground is where a 5x5-smoothed colour distance to it exceeds an Otsu threshold chosen per image;
-    a 3x3 closing fills pinholes. It needs no model and no data, works on any modality (for one-channel
-    infrared the distance is an intensity difference), and is a pure function of the pixels. It is a
-    *silhouette*, not a part map: it carries the outline that SMR's "shape" means, without parts.
+    Why this estimate: re-ID crops are centred on the person, so the left and right image borders are
+    mostly background, and backgrounds change mostly with height (wall, floor, horizon). The background of
+    each row is the per-channel median of its ``border`` leftmost and rightmost pixels (default W / 10),
+    smoothed over ``row_smoothing`` rows; the foreground is where a 5x5-smoothed colour distance to it
+    exceeds an Otsu threshold chosen per image; a 3x3 closing fills pinholes. It needs no model and no
+    data, works on any modality (for one-channel infrared the distance is an intensity difference), and is
+    a pure function of the pixels. It is a *silhouette*, not a part map: it carries the outline that SMR's
+    "shape" means, without parts. Measured against the synthetic part masks (benchmarks/imsl.md):
+    IoU 0.46 on visible and 0.65 on infrared images at 64 x 32 (one border median for the whole image
+    gave 0.38 and 0.61).
     """
     b, c, h, w = images.shape
     x = images.float()
-    frame = torch.cat([x[:, :, :border, :].flatten(2), x[:, :, :, :border].flatten(2),
-                       x[:, :, :, w - border:].flatten(2)], dim=2)
-    background = frame.median(dim=2).values.view(b, c, 1, 1)
-    dist = (x - background).norm(dim=1, keepdim=True)
+    border = max(2, round(w / 10)) if border is None else int(border)
+    sides = torch.cat([x[..., :border], x[..., w - border:]], dim=3)  # [B, C, H, 2 * border]
+    background = sides.median(dim=3).values  # [B, C, H]: one background colour per row
+    if row_smoothing > 1:
+        background = F.avg_pool1d(background, row_smoothing, stride=1, padding=row_smoothing // 2,
+                                  count_include_pad=False)[..., :h]
+    dist = (x - background.unsqueeze(-1)).norm(dim=1, keepdim=True)
     dist = F.avg_pool2d(dist, 5, stride=1, padding=2, count_include_pad=False)
     fg = (dist > otsu_threshold(dist).view(b, 1, 1, 1)).float()
     fg = -F.max_pool2d(-F.max_pool2d(fg, 3, stride=1, padding=1), 3, stride=1, padding=1)  # closing
