@@ -289,3 +289,53 @@ def test_imsl_meets_the_method_contract_on_three_modalities(tmp_path):
     results = check_method(IMSL, tmp_path, modalities=("visible", "nir", "tir"))
     pairs = {f"{q}-to-{g}" for q in ("visible", "nir", "tir") for g in ("visible", "nir", "tir") if q != g}
     assert pairs <= set(results)
+
+
+def _tiny_trainer(root, overrides=()):
+    from reidkit.data.datasets.generic import GenericDataset
+    from reidkit.engine.run import build_method_from
+    from reidkit.engine.trainer import Trainer
+    from reidkit.testing import tiny_config
+
+    cfg = tiny_config(IMSL, root, overrides)
+    dataset = GenericDataset.from_config(cfg.data)
+    method = build_method_from(IMSL, cfg, dataset, torch.device("cpu"))
+    return method, Trainer(method, dataset, cfg, device=torch.device("cpu"))
+
+
+def test_smr_falls_back_to_the_silhouette_when_the_dataset_has_no_masks(tmp_path, caplog):
+    import shutil
+
+    from reidkit.data.loaders import build_train_loader
+    from reidkit.data.transforms import train_transform
+    from reidkit.method import EpochContext
+    from reidkit.testing import make_tiny_dataset
+
+    root = make_tiny_dataset(tmp_path / "data")
+    shutil.rmtree(root / "masks")
+    method, trainer = _tiny_trainer(root)
+    ds = trainer.dataset
+    ctx = EpochContext(epoch=0, num_epochs=1, train=ds.train, modalities=ds.modalities, device=torch.device("cpu"),
+                       uses_labels=False, extract_fn=trainer._extract_train, seed=0)
+    with caplog.at_level("WARNING"):
+        plan = method.prepare_epoch(ctx)
+    assert "silhouette" in caplog.text
+    assert method.shape_from_image and not method.needs_masks  # the engine then loads no mask
+    assert plan.info["shape_from_image"] == 1.0
+    views = {m: list(method.train_transforms(m) or [train_transform((32, 16))]) for m in ds.modalities}
+    loader = build_train_loader(ds.train, plan, modalities=ds.modalities, views=views, mask_transform=None,
+                                batch_size=8, instances=2, iterations=1, workers=0, seed=0)
+    losses = method.training_step(next(iter(loader)))
+    assert {"smr_ce", "smr_align"} <= set(losses) and all(torch.isfinite(v) for v in losses.values())
+
+
+def test_shape_source_masks_without_masks_is_a_clear_error(tmp_path):
+    import shutil
+
+    from reidkit.testing import make_tiny_dataset
+
+    root = make_tiny_dataset(tmp_path / "data")
+    shutil.rmtree(root / "masks" / "train" / "infrared")
+    _, trainer = _tiny_trainer(root, ["method_args.shape_source=masks"])
+    with pytest.raises(FileNotFoundError, match="data.mask_root"):
+        trainer.fit()
