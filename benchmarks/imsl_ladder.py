@@ -1,15 +1,21 @@
 """Tables of the IMSL ladder (benchmarks/imsl_ladder.yaml), copied from the runs' metrics.json.
 
-    .venv/bin/python benchmarks/imsl_ladder.py runs/imsl-ladder                 # print the tables
-    .venv/bin/python benchmarks/imsl_ladder.py runs/imsl-ladder --write benchmarks/imsl.md
+    .venv/bin/python benchmarks/imsl_ladder.py intra runs/imsl-ladder     # intra-modality diagnostic
+    .venv/bin/python benchmarks/imsl_ladder.py tables runs/imsl-ladder    # print the tables
+    .venv/bin/python benchmarks/imsl_ladder.py tables runs/imsl-ladder --write benchmarks/imsl.md
+
+``intra`` restores each finished run's last checkpoint and scores same-modality retrieval (query and
+gallery from one modality, same identity and camera skipped) into ``intra.json`` beside its metrics.json:
+a diagnostic of whether a model learned identity at all, separately from crossing the modality gap.
 
 With ``--write`` the text between ``<!-- ladder:begin -->`` and ``<!-- ladder:end -->`` in the file is
-replaced; everything else in it is left alone. Numbers are percentages of the fractions in metrics.json:
-mean over the finished seeds, +- the sample standard deviation when there are at least two.
+replaced; everything else in it is left alone. Numbers are percentages of the fractions in the runs'
+files: mean over the finished seeds, +- the sample standard deviation when there are at least two.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -37,6 +43,41 @@ def mean_over_protocols(row: Row, names: list[str], key: str) -> Stat:
         if len(got) == len(names):
             values.append(statistics.fmean(got))
     return Stat(tuple(values))
+
+
+def intra_map(row: Row) -> Stat:
+    """Per run, the mean same-modality mAP of its intra.json (written by ``intra``)."""
+    values = []
+    for r in row.done:
+        path = r.dir / "intra.json"
+        if path.is_file():
+            data = json.loads(path.read_text())
+            values.append(statistics.fmean(v["mAP"] for v in data.values()))
+    return Stat(tuple(values))
+
+
+def score_intra(folder: Path) -> None:
+    """Write ``intra.json`` (same-modality rank-1 / mAP per modality) for every finished run lacking one."""
+    from reidkit.data.datasets.base import Protocol
+    from reidkit.engine.run import restore_checkpoint
+    from reidkit.evaluation import evaluate
+
+    _, records = collect_runs(folder)
+    for r in records:
+        ckpt = r.dir / "checkpoints" / "last.pt"
+        if r.status != "done" or (r.dir / "intra.json").is_file() or not ckpt.is_file():
+            continue
+        restored = restore_checkpoint(ckpt, device="cpu")
+        trainer = restored.trainer()
+        test = {s.path: s for p in restored.dataset.protocols.values() for s in [*p.query, *p.gallery_pool]}
+        out = {}
+        for m in restored.dataset.modalities:
+            samples = sorted((s for s in test.values() if s.modality == m), key=lambda s: s.path)
+            protocol = Protocol.single(f"{m}-to-{m}", samples, samples, exclusion="same-id-same-camera")
+            result = evaluate(trainer.features_fn, protocol)
+            out[protocol.name] = {"rank1": result["rank1"], "mAP": result["mAP"]}
+        (r.dir / "intra.json").write_text(json.dumps(out, indent=1))
+        print(r.id, {k: round(v["mAP"], 4) for k, v in out.items()}, flush=True)
 
 
 def order(rows: list[Row]) -> list[Row]:
@@ -67,8 +108,8 @@ def dataset_tables(dataset: str, rows: list[Row]) -> list[str]:
     for row in rows:
         cells = [pct(row.metric(p, "rank1")) for p in names]
         out.append(f"| {label(row)} | {len(row.done)} | " + " | ".join(cells) + " |")
-    out += ["", "| rung | seeds | mean mAP (pairs) | % of supervised | mean R1 (pairs) | final ARI | final NMI "
-                "| clusters (last epoch) | wall time (min) |", "|" + "---|" * 9]
+    out += ["", "| rung | seeds | mean mAP (pairs) | % of supervised | mean R1 (pairs) | same-modality mAP "
+                "| final ARI | final NMI | clusters (last epoch) | wall time (min) |", "|" + "---|" * 10]
     for row in rows:
         m = mean_over_protocols(row, pairs, "mAP")
         share = f"{100 * m.mean / sup_map:.0f} %" if m.mean is not None and sup_map else "-"
@@ -78,7 +119,7 @@ def dataset_tables(dataset: str, rows: list[Row]) -> list[str]:
         wall = row.wall_time()
         ari = row.final_ari() if row.method != SUPERVISED else Stat(())
         out.append(f"| {label(row)} | {len(row.done)} | {pct(m)} | {share} | "
-                   f"{pct(mean_over_protocols(row, pairs, 'rank1'))} | {pct(ari)} | "
+                   f"{pct(mean_over_protocols(row, pairs, 'rank1'))} | {pct(intra_map(row))} | {pct(ari)} | "
                    f"{pct(nmi) if row.method != SUPERVISED else '-'} | "
                    f"{clusters.mean:.0f} | " if clusters.mean is not None else "- | ")
         out[-1] += f"{wall.mean / 60:.1f} |" if wall.mean is not None else "- |"
@@ -100,9 +141,13 @@ def tables(folder: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("tables", "intra"))
     parser.add_argument("folder", type=Path, help="the bench output folder (reidkit bench --output)")
-    parser.add_argument("--write", type=Path, help="markdown file whose ladder section to replace")
+    parser.add_argument("--write", type=Path, help="tables: markdown file whose ladder section to replace")
     args = parser.parse_args(argv)
+    if args.command == "intra":
+        score_intra(args.folder)
+        return 0
     text = tables(args.folder)
     if not args.write:
         print(text)
