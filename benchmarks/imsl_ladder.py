@@ -1,8 +1,12 @@
 """Tables of the IMSL ladder (benchmarks/imsl_ladder.yaml), copied from the runs' metrics.json.
 
     .venv/bin/python benchmarks/imsl_ladder.py intra runs/imsl-ladder     # intra-modality diagnostic
+    .venv/bin/python benchmarks/imsl_ladder.py silhouette standard        # fallback shape map vs masks
     .venv/bin/python benchmarks/imsl_ladder.py tables runs/imsl-ladder    # print the tables
     .venv/bin/python benchmarks/imsl_ladder.py tables runs/imsl-ladder --write benchmarks/imsl.md
+
+``silhouette`` scores SMR's built-in shape estimate (``reidkit_methods.imsl.smr.silhouette``) against the
+synthetic part masks (foreground = any part): IoU per modality on 200 training images each.
 
 ``intra`` restores each finished run's last checkpoint and scores same-modality retrieval (query and
 gallery from one modality, same identity and camera skipped) into ``intra.json`` beside its metrics.json:
@@ -80,6 +84,39 @@ def score_intra(folder: Path) -> None:
         print(r.id, {k: round(v["mAP"], 4) for k, v in out.items()}, flush=True)
 
 
+def score_silhouette(preset: str, sizes=((64, 32), (128, 64)), per_modality: int = 200) -> str:
+    """Markdown table: IoU of the silhouette estimate with the mask foreground, per modality and size."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from reidkit.config import DataConfig
+    from reidkit.data.datasets.synthetic import SyntheticDataset
+    from reidkit.data.transforms import test_transform
+    from reidkit_methods.imsl.smr import silhouette
+
+    ds = SyntheticDataset.from_config(DataConfig(preset=preset))
+    rng = np.random.default_rng(0)
+    picks = {m: rng.choice([i for i, s in enumerate(ds.train) if s.modality == m], per_modality, replace=False)
+             for m in ds.modalities}
+    version = json.loads((Path(ds.root) / "synthetic.json").read_text()).get("version", "?")
+    lines = [f"| preset (generator v) | size | {' | '.join(ds.modalities)} |",
+             "|" + "---|" * (2 + len(ds.modalities))]
+    for h, w in sizes:
+        cells = []
+        for m in ds.modalities:
+            images = torch.stack([test_transform((h, w))(Image.open(ds.train[i].path).convert("RGB"))
+                                  for i in picks[m]])
+            estimate = silhouette(images)[:, 0] > 0  # white (person) is > 0 after normalisation
+            truth = torch.from_numpy(np.stack([np.array(Image.open(ds.train[i].mask_path).resize(
+                (w, h), Image.NEAREST)) > 0 for i in picks[m]]))
+            inter = (estimate & truth).flatten(1).sum(1).float()
+            union = (estimate | truth).flatten(1).sum(1).float().clamp(min=1)
+            cells.append(f"{(inter / union).mean():.2f}")
+        lines.append(f"| {preset} (v{version}) | {h} x {w} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def order(rows: list[Row]) -> list[Row]:
     def rank(row: Row) -> tuple[int, str]:
         if row.method == SUPERVISED:
@@ -141,12 +178,16 @@ def tables(folder: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("tables", "intra"))
-    parser.add_argument("folder", type=Path, help="the bench output folder (reidkit bench --output)")
+    parser.add_argument("command", choices=("tables", "intra", "silhouette"))
+    parser.add_argument("folder", type=Path, help="the bench output folder (reidkit bench --output), "
+                                                  "or the synthetic preset for silhouette")
     parser.add_argument("--write", type=Path, help="tables: markdown file whose ladder section to replace")
     args = parser.parse_args(argv)
     if args.command == "intra":
         score_intra(args.folder)
+        return 0
+    if args.command == "silhouette":
+        print(score_silhouette(str(args.folder)))
         return 0
     text = tables(args.folder)
     if not args.write:
