@@ -1,7 +1,7 @@
 """Tables of the IMSL ladder (benchmarks/imsl_ladder.yaml), copied from the runs' metrics.json.
 
     .venv/bin/python benchmarks/imsl_ladder.py intra runs/imsl-ladder     # intra-modality diagnostic
-    .venv/bin/python benchmarks/imsl_ladder.py silhouette standard        # fallback shape map vs masks
+    .venv/bin/python benchmarks/imsl_ladder.py silhouette standard --write benchmarks/imsl.md
     .venv/bin/python benchmarks/imsl_ladder.py tables runs/imsl-ladder    # print the tables
     .venv/bin/python benchmarks/imsl_ladder.py tables runs/imsl-ladder --write benchmarks/imsl.md
 
@@ -12,8 +12,8 @@ synthetic part masks (foreground = any part): IoU per modality on 200 training i
 gallery from one modality, same identity and camera skipped) into ``intra.json`` beside its metrics.json:
 a diagnostic of whether a model learned identity at all, separately from crossing the modality gap.
 
-With ``--write`` the text between ``<!-- ladder:begin -->`` and ``<!-- ladder:end -->`` in the file is
-replaced; everything else in it is left alone. Numbers are percentages of the fractions in the runs'
+With ``--write FILE`` the text between ``<!-- <command>:begin -->`` and ``<!-- <command>:end -->`` in FILE
+(command = ladder for the tables, silhouette for the IoU table) is replaced; the rest is left alone. Numbers are percentages of the fractions in the runs'
 files: mean over the finished seeds, +- the sample standard deviation when there are at least two.
 """
 from __future__ import annotations
@@ -28,7 +28,6 @@ from reidkit.bench.results import Row, Stat, collect_runs, final_epoch_value, gr
 
 RUNGS = ("kmeans", "mmc", "mmc+mil", "mmc+mil+smr", "mmc+mil+smr+mmre", "smr-silhouette")
 SUPERVISED = "dc-baseline"
-BEGIN, END = "<!-- ladder:begin -->", "<!-- ladder:end -->"
 
 
 def pct(stat: Stat) -> str:
@@ -181,25 +180,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("tables", "intra", "silhouette"))
     parser.add_argument("folder", type=Path, help="the bench output folder (reidkit bench --output), "
                                                   "or the synthetic preset for silhouette")
-    parser.add_argument("--write", type=Path, help="tables: markdown file whose ladder section to replace")
+    parser.add_argument("--write", type=Path, help="markdown file whose section to replace (module docstring)")
     args = parser.parse_args(argv)
     if args.command == "intra":
         score_intra(args.folder)
         return 0
     if args.command == "silhouette":
-        print(score_silhouette(str(args.folder)))
-        return 0
-    text = tables(args.folder)
+        text, section = score_silhouette(str(args.folder)), "silhouette"
+    else:
+        text, section = tables(args.folder), "ladder"
     if not args.write:
         print(text)
         return 0
-    doc = args.write.read_text()
-    if BEGIN not in doc or END not in doc:
-        print(f"{args.write} has no {BEGIN} ... {END} section", file=sys.stderr)
+    return write_section(args.write, section, text)
+
+
+def write_section(path: Path, section: str, text: str) -> int:
+    """Replace the text between ``<!-- section:begin -->`` and ``<!-- section:end -->`` in ``path``."""
+    begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
+    doc = path.read_text()
+    if begin not in doc or end not in doc:
+        print(f"{path} has no {begin} ... {end} section", file=sys.stderr)
         return 1
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    args.write.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
     return 0
 
 
