@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 #: CPU-friendly defaults for the synthetic ``small`` preset (a default run takes minutes on 2 cores).
 #: Real-data configs (configs/imsl/*.yaml) restore the official values.
 CPU_DEFAULTS: Mapping[str, Any] = {
-    "data": {"height": 64, "width": 32, "batch_size": 32, "instances": 4},
+    "data": {"height": 64, "width": 32, "batch_size": 32, "instances": 4, "workers": 0},
     "model": {"backbone": "resnet-mini", "weights": "none", "pooling": "gem", "gem_p": 3.0,
               "last_stride": 1, "stems": "shared"},
     "optim": {"optimizer": "adam", "lr": 3.5e-4, "weight_decay": 5e-4, "epochs": 8, "iterations": 40,
