@@ -57,7 +57,7 @@ def peak_rss_mb() -> float:
 
 def worker(impl: str, features_path: str, labels_path: str, json_path: str) -> None:
     import numpy as np
-    import torch  # noqa: F401  (imported by every implementation; counted in the baseline)
+    import torch  # imported by every implementation; counted in the baseline
 
     load_start = os.getloadavg()
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -151,7 +151,7 @@ def run(impl: str, path: Path, workdir: Path, timeout: int) -> dict | None:
     cmd = [sys.executable, __file__, "--worker", impl, str(path), f"{stem}.labels.npy", f"{stem}.json"]
     print(f"  {impl}: running (available memory {available_gb():.1f} GB, load {os.getloadavg()[0]:.1f})",
           flush=True)
-    proc = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True)
+    proc = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
         return None
@@ -220,7 +220,8 @@ def _environment(results) -> str:
     import sklearn
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    with open("/proc/cpuinfo") as fh:
+        cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "?")
     loads = [r["loadavg_start"][0] for _, _, r in results] + [r["loadavg_end"][0] for _, _, r in results]
     return (f"Host: {cpu}, {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB RAM, "
             f"shared with other users: 1-minute load average {min(loads):.1f}-{max(loads):.1f} during the runs. "
@@ -235,8 +236,8 @@ def _command() -> str:
 def main_report(results, args) -> str:
     from sklearn.metrics import adjusted_rand_score
 
-    rows = ["| N | implementation | kNN s | Jaccard s | DBSCAN s | total s | CPU s | peak RSS MB | RSS after load MB | "
-            "clusters / outliers | ARI vs reference |", "|" + "---|" * 11]
+    rows = [("| N | implementation | kNN s | Jaccard s | DBSCAN s | total s | CPU s | peak RSS MB | RSS after load MB | "
+             "clusters / outliers | ARI vs reference |"), "|" + "---|" * 11]
     by = {(n, impl): r for n, impl, r in results}
     for n, impl, r in results:
         t = r["times"]
@@ -247,8 +248,8 @@ def main_report(results, args) -> str:
         cpu = f"{r['cpu_s']:.0f}" if "cpu_s" in r else "-"
         rows.append(f"| {n} | {impl} | {t.get('knn', 0):.1f} | {t.get('jaccard', 0):.1f} | {t.get('dbscan', 0):.1f} | "
                     f"{r['total']:.1f} | {cpu} | {r['peak_rss_mb']:.0f} | {r['rss_after_load_mb']:.0f} | {counts} | {ari} |")
-    ratios = ["", "| N | wall time ours / reference | CPU time ours / reference | peak RSS ours / reference | "
-              "RSS above load, ours / reference | ours: Jaccard + DBSCAN vs kNN | fp32 kNN floor vs ours kNN |",
+    ratios = ["", ("| N | wall time ours / reference | CPU time ours / reference | peak RSS ours / reference | "
+                   "RSS above load, ours / reference | ours: Jaccard + DBSCAN vs kNN | fp32 kNN floor vs ours kNN |"),
               "|" + "---|" * 7]
     for n in args.sizes:
         ours, ref, floor = by.get((n, "ours")), by.get((n, "reference")), by.get((n, "fp32-knn"))
@@ -266,8 +267,8 @@ def main_report(results, args) -> str:
             head = ["-"] * 4
         ratios.append(f"| {n} | " + " | ".join(head + tail) + " |")
     return "\n".join(["# Clustering benchmark: dense lineage vs reidkit.cluster", "",
-                      f"Command: `{_command()}` (D = {args.dim}, k1 = {K1}, k2 = {K2}, eps = {EPS}, "
-                      f"min_samples = {MIN_SAMPLES}).", "", _environment(results), "", *rows, *ratios, ""])
+                      (f"Command: `{_command()}` (D = {args.dim}, k1 = {K1}, k2 = {K2}, eps = {EPS}, "
+                       f"min_samples = {MIN_SAMPLES})."), "", _environment(results), "", *rows, *ratios, ""])
 
 
 def ann_report(results, args) -> str:
@@ -276,8 +277,8 @@ def ann_report(results, args) -> str:
 
     from reidkit.cluster import knn_recall
 
-    rows = ["| N | kNN | kNN s | recall@30 vs exact | Jaccard + DBSCAN s | total s | peak RSS MB | clusters / outliers | "
-            "ARI vs exact labels |", "|" + "---|" * 9]
+    rows = [("| N | kNN | kNN s | recall@30 vs exact | Jaccard + DBSCAN s | total s | peak RSS MB | "
+             "clusters / outliers | ARI vs exact labels |"), "|" + "---|" * 9]
     for n, impl, r in results:
         if impl == "exact-sample":
             continue

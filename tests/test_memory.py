@@ -5,8 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reidkit.models.memory import (ClusterMemory, ProxyMemory, hardest_negatives, memory_similarity,
-                                   momentum_update_, selected_infonce)
+from reidkit.models.memory import (
+    ClusterMemory,
+    ProxyMemory,
+    hardest_negatives,
+    memory_similarity,
+    momentum_update_,
+    selected_infonce,
+)
 
 
 def sequential_update(memory: torch.Tensor, feats: torch.Tensor, targets: torch.Tensor, momentum: float):

@@ -27,8 +27,8 @@ with ``modality_ids`` [N] captured by the closure::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

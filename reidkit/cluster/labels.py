@@ -93,11 +93,11 @@ def cluster_statistics(labels, modalities=None) -> ClusterStatistics:
     sizes = np.bincount(labels[valid]) if valid.any() else np.zeros(0, dtype=np.int64)
     sizes = sizes[sizes > 0]
     n = labels.size
-    stats = dict(num_samples=n, num_clusters=int(sizes.size), num_outliers=int(n - valid.sum()),
-                 outlier_fraction=float((n - valid.sum()) / n) if n else 0.0,
-                 size_min=int(sizes.min()) if sizes.size else 0,
-                 size_median=float(np.median(sizes)) if sizes.size else 0.0,
-                 size_max=int(sizes.max()) if sizes.size else 0, singletons=int((sizes == 1).sum()))
+    stats = {"num_samples": n, "num_clusters": int(sizes.size), "num_outliers": int(n - valid.sum()),
+             "outlier_fraction": float((n - valid.sum()) / n) if n else 0.0,
+             "size_min": int(sizes.min()) if sizes.size else 0,
+             "size_median": float(np.median(sizes)) if sizes.size else 0.0,
+             "size_max": int(sizes.max()) if sizes.size else 0, "singletons": int((sizes == 1).sum())}
     if modalities is not None:
         modalities = _numpy_labels(modalities)
         if modalities.shape != labels.shape:

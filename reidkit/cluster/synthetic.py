@@ -51,7 +51,7 @@ def structured_features(n: int, dim: int = 2048, *, identities: int = 395,
     rng = np.random.default_rng(seed)
     shares = np.asarray(modality_shares, dtype=np.float64)
     shares = shares / shares.sum()
-    n_outliers = int(round(outlier_fraction * n))
+    n_outliers = round(outlier_fraction * n)
     n_regular = n - n_outliers
 
     sizes = rng.lognormal(mean=0.0, sigma=0.5, size=identities)
