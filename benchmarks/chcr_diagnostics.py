@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--untrained", action="store_true", help="diagnose the randomly initialised model")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--eps", type=float, nargs="*", default=[], help="level-1 eps values to sweep")
+    parser.add_argument("--k1", type=int, nargs="*", default=[], help="k1 values to sweep with --eps "
+                        "(default: the run's k1)")
     args = parser.parse_args()
     overrides = list(args.set)
     if args.run:
@@ -109,10 +111,11 @@ def main() -> None:
               "refinement_strict": refine_stats(st["hierarchy"], st["dropped"], truth, visible)}
     soft = refine_labels(st["hierarchy"], st["channels"], visible, rule="soft", threshold=cfg.method_args.soft_threshold)
     report["refinement_soft"] = refine_stats(st["hierarchy"], soft.dropped, truth, visible)
-    for eps in args.eps:
-        labels = joint_cluster(ctx.features(), eps=eps, min_samples=cfg.method_args.min_samples,
-                               k1=cfg.method_args.k1, k2=cfg.method_args.k2).labels
-        report[f"level1_eps{eps}"] = ari_stats(labels, truth)
+    for k1 in args.k1 or [cfg.method_args.k1]:
+        for eps in args.eps:
+            labels = joint_cluster(ctx.features(), eps=eps, min_samples=cfg.method_args.min_samples,
+                                   k1=k1, k2=cfg.method_args.k2).labels
+            report[f"level1_k1={k1}_eps={eps}"] = ari_stats(labels, truth)
     print(json.dumps({"run": args.run, "untrained": args.untrained,
                       "method_args": dataclasses.asdict(cfg.method_args), **report}, indent=1))
 

@@ -32,7 +32,8 @@ class CHCRConfig:
     eps: float = option(0.5, gt=0, lt=1, help="DBSCAN radius on the joint k-reciprocal Jaccard distance "
                         "(ADCA: 0.6 SYSU-MM01, 0.3 RegDB; 0.5 chosen on synthetic training-set diagnostics)")
     min_samples: int = option(4, ge=2, help="DBSCAN core-point neighbourhood size")
-    k1: int = option(30, ge=2, help="k-reciprocal neighbourhood size of the Jaccard distance")
+    k1: int = option(16, ge=2, help="k-reciprocal neighbourhood size of the Jaccard distance (the lineage's 30 "
+                     "suits ~20 images per identity; 16 chosen for the synthetic presets' 6-8 per modality)")
     k2: int = option(6, ge=1, help="query-expansion neighbourhood of the Jaccard distance")
     eps_fallback: float = option(0.05, ge=0, lt=1, help="when DBSCAN finds no cluster (one cluster) on toy "
                                  "data with an untrained model, eps is raised (lowered) by this step, up to "
