@@ -89,6 +89,7 @@ def _method_from_args(args: argparse.Namespace) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from reidkit import distributed
     from reidkit.engine.callbacks import RichProgress
     from reidkit.engine.run import default_output, resolve_run_config, run
 
@@ -98,12 +99,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve_run_config(_method_from_args(args), config_file=args.config, overrides=overrides)
     if not cfg.output:
         cfg = dataclasses.replace(cfg, output=str(default_output(cfg)))
+    if distributed.env_rank() != 0:  # torchrun: rank 0 reports, the other ranks train quietly
+        try:
+            run(cfg, device=args.device, resume=args.resume)
+        finally:
+            distributed.shutdown()
+        return 0
     console = _console()
     progress = RichProgress(console)
     try:
         doc = run(cfg, device=args.device, resume=args.resume, callbacks=[progress])
     finally:
         progress.stop()
+        distributed.shutdown()
     if doc.get("results"):
         console.print(results_table(doc["results"]))
     if doc.get("stopped_early"):

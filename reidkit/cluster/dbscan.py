@@ -30,9 +30,12 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from reidkit.distributed import on_rank0
+
 log = logging.getLogger(__name__)
 
 
+@on_rank0  # distributed runs: computed once on rank 0, the result sent to every rank
 def dbscan(dist, *, eps: float, min_samples: int = 4) -> np.ndarray:
     """[N] int64 DBSCAN labels (-1 = outlier) of a precomputed distance matrix [N, N].
 

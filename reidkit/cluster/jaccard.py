@@ -24,6 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
+from reidkit.distributed import on_rank0
+
 from ._progress import StepLog
 from .dots import pair_dots
 from .knn import Neighbors, as_features, knn
@@ -31,6 +33,7 @@ from .knn import Neighbors, as_features, knn
 log = logging.getLogger(__name__)
 
 
+@on_rank0  # distributed runs: computed once on rank 0, the result sent to every rank
 def jaccard_distance(features, *, k1: int = 30, k2: int = 6, backend: str = "auto", search: str = "exact",
                      neighbors: Neighbors | None = None, max_distance: float | None = None,
                      progress: bool = False) -> sp.csr_matrix:

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reidkit.distributed import on_rank0
+
 from .centroids import cluster_centroids
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ def assign(features: Tensor, centroids: Tensor, chunk: int = 8192) -> Tensor:
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64, device=features.device)
 
 
+@on_rank0  # distributed runs: computed once on rank 0, the result sent to every rank
 def kmeans(features, k: int, *, iterations: int = 20, init: str | Tensor = "k-means++",
            update: CentroidUpdate = mean_update, drop_empty: bool = True, seed: int | None = 0,
            backend: str = "torch") -> KMeansResult:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from reidkit.distributed import on_rank0
+
 from .dbscan import dbscan
 from .jaccard import jaccard_distance
 from .knn import Neighbors
@@ -15,6 +17,7 @@ from .knn import Neighbors
 log = logging.getLogger(__name__)
 
 
+@on_rank0  # distributed runs: computed once on rank 0, the result sent to every rank
 def pseudo_labels(features, *, eps: float = 0.6, min_samples: int = 4, k1: int = 30, k2: int = 6,
                   backend: str = "auto", search: str = "exact", neighbors: Neighbors | None = None,
                   progress: bool = False) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-from reidkit import __version__
+from reidkit import __version__, distributed
 from reidkit.config import RunConfig, dump, resolve, to_dict
 from reidkit.data.datasets.base import ReIDDataset
 from reidkit.data.validate import drop_bad_images
@@ -188,10 +188,19 @@ def stop_on_interrupt(trainer: Trainer) -> Iterator[None]:
 
 def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
         callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
-    """Train and evaluate; returns the ``metrics.json`` document (also written to the run directory)."""
+    """Train and evaluate; returns the ``metrics.json`` document (also written to the run directory).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this: they join the process group, rank 0
+    owns the run directory (lock, config, log, checkpoints, metrics; it reads the checkpoint to resume
+    from and sends it to the others), and all ranks train together (``reidkit.distributed``).
+    """
+    dev = distributed.init_from_env(pick_device(device))
     out = Path(cfg.output) if cfg.output else default_output(cfg)
+    out = Path(distributed.broadcast_object(str(out)))  # one folder, even if the ranks' clocks differ
     cfg = dataclasses.replace(cfg, output=str(out))
-    dev = pick_device(device)
+    if not distributed.is_main():
+        state = distributed.broadcast_object(None)
+        return _train(cfg, dev, state, out, callbacks=callbacks, write=False)
     with run_directory(out):
         state = None
         if resume:
@@ -202,37 +211,46 @@ def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
                 log.warning("--resume: %s finished no epoch before it stopped; starting from epoch 0", out)
             else:
                 raise RunError(f"--resume: nothing to resume in {out} (no checkpoints/last.pt)")
+        state = distributed.broadcast_object(state)
         (out / "config.yaml").write_text(dump(cfg))
-        write_json(out / "env.json", environment(dev, cfg.seed))
+        write_json(out / "env.json", {**environment(dev, cfg.seed), "world_size": distributed.world_size()})
         log.info("run %s: method %s on %s, device %s", out, cfg.method, cfg.data.dataset, dev)
-        t0 = time.perf_counter()
-        dataset = load_dataset(cfg)
-        skipped = drop_bad_images(dataset) if cfg.data.on_bad_image == "skip" else []
-        method = build_method(cfg, dataset, dev)
-        # the checkpoint is written before the epoch's log line, so a logged epoch is always resumable
-        standard = [Checkpoint(out, {"config": to_dict(cfg), "reidkit": __version__}), MetricsLog(out / "metrics.jsonl")]
-        trainer = Trainer(method, dataset, cfg, device=dev, callbacks=[*standard, *callbacks])
-        if state is not None:
-            trainer.load_state_dict(state)
-            log.info("resuming after epoch %d", trainer.start_epoch - 1)
-        with stop_on_interrupt(trainer):
-            results = trainer.fit()
-        doc = {
-            "method": cfg.method,
-            "dataset": cfg.data.dataset,
-            **({"preset": cfg.data.preset} if cfg.data.dataset == "synthetic" else {}),
-            "seed": cfg.seed,
-            "wall_time_s": trainer.wall_time() + (time.perf_counter() - t0 - trainer.fit_time()),
-            "final_model": "last epoch",
-            "results": results,
-            "epochs": trainer.history,
-            **({"skipped_images": skipped} if skipped else {}),
-        }
-        if trainer.stop_requested:
-            doc["stopped_early"] = True
-            return doc
-        write_json(out / "metrics.json", doc)
+        return _train(cfg, dev, state, out, callbacks=callbacks, write=True)
+
+
+def _train(cfg: RunConfig, dev: torch.device, state: dict | None, out: Path, *, callbacks: Sequence[Callback],
+           write: bool) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    dataset = load_dataset(cfg)
+    skipped = drop_bad_images(dataset) if cfg.data.on_bad_image == "skip" else []
+    method = build_method(cfg, dataset, dev)
+    # the checkpoint is written before the epoch's log line, so a logged epoch is always resumable
+    standard = [Checkpoint(out, {"config": to_dict(cfg), "reidkit": __version__}),
+                MetricsLog(out / "metrics.jsonl")] if write else []
+    trainer = Trainer(method, dataset, cfg, device=dev, callbacks=[*standard, *callbacks])
+    if state is not None:
+        trainer.load_state_dict(state)
+        log.info("resuming after epoch %d", trainer.start_epoch - 1)
+    with stop_on_interrupt(trainer):
+        results = trainer.fit()
+    doc = {
+        "method": cfg.method,
+        "dataset": cfg.data.dataset,
+        **({"preset": cfg.data.preset} if cfg.data.dataset == "synthetic" else {}),
+        "seed": cfg.seed,
+        "wall_time_s": trainer.wall_time() + (time.perf_counter() - t0 - trainer.fit_time()),
+        "final_model": "last epoch",
+        "results": results,
+        "epochs": trainer.history,
+        **({"skipped_images": skipped} if skipped else {}),
+        **({"world_size": distributed.world_size()} if distributed.is_distributed() else {}),
+    }
+    if trainer.stop_requested:
+        doc["stopped_early"] = True
         return doc
+    if write:
+        write_json(out / "metrics.json", doc)
+    return doc
 
 
 @dataclasses.dataclass

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from reidkit import distributed
 from reidkit.config import RunConfig
 from reidkit.data.datasets.base import ReIDDataset
 from reidkit.data.loaders import build_train_loader
@@ -83,6 +84,7 @@ class Trainer:
         self.stop_requested = False
         self._elapsed_before = 0.0
         self._fit_t0: float | None = None
+        self._ddp: torch.nn.Module | None = None
         self._truth = np.fromiter((s.person_id for s in dataset.train), dtype=np.int64, count=len(dataset.train))
 
     # state ---------------------------------------------------------------------------------------------
@@ -124,12 +126,17 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         self._fit_t0 = time.perf_counter()
         self.method.to(self.device)
+        self._ddp = None
+        if distributed.is_distributed():
+            distributed.sync_batchnorm(self.method, self.device)
+            self._ddp = distributed.wrap_ddp(self.method, self.device)
         self._call("on_fit_start")
         for epoch in range(self.start_epoch, self.cfg.optim.epochs):
             self.epoch = epoch
             record = self._run_epoch(epoch)
             self.history.append(record)
             self._call("on_epoch_end", epoch, record)
+            self.stop_requested = distributed.any_rank(self.stop_requested)  # every rank stops together
             if self.stop_requested and epoch < self.cfg.optim.epochs - 1:
                 log.warning("stopped after epoch %d as requested; --resume continues from it", epoch)
                 return {}
@@ -177,7 +184,9 @@ class Trainer:
             mask_transform=train_transform(self.size) if self.method.needs_masks else None,
             batch_size=cfg.data.batch_size, instances=cfg.data.instances,
             iterations=plan.iterations or cfg.optim.iterations, workers=cfg.data.workers, seed=seed,
+            rank=distributed.rank(), world_size=distributed.world_size(),
         )
+        step_fn = self._ddp if self._ddp is not None else self.method.training_step
         self.method.train()
         sums: dict[str, float] = {}
         steps = 0
@@ -185,9 +194,9 @@ class Trainer:
             batch = {m: b.to(self.device) for m, b in batch.items()}
             if self.amp_dtype is not None:
                 with torch.autocast("cuda", dtype=self.amp_dtype):
-                    losses = self.method.training_step(batch)
+                    losses = step_fn(batch)
             else:
-                losses = self.method.training_step(batch)
+                losses = step_fn(batch)
             values = self._check_losses(losses, epoch, step)
             total = sum(losses.values())
             self.optimizer.zero_grad(set_to_none=True)
@@ -208,11 +217,14 @@ class Trainer:
 
     @staticmethod
     def _check_losses(losses: Mapping[str, torch.Tensor], epoch: int, step: int) -> dict[str, float]:
+        """The loss values as floats (averaged over ranks in a distributed run, so every rank sees the
+        same values and stops together on a non-finite one)."""
         if not losses:
             raise ValueError("training_step returned no loss")
+        stacked = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
+        means = distributed.all_mean(stacked).tolist()
         values = {}
-        for name, value in losses.items():
-            v = float(value.detach())
+        for name, v in zip(losses, means):
             if not math.isfinite(v):
                 raise NonFiniteLossError(f"loss '{name}' is {v} at epoch {epoch}, step {step}; "
                                          "the last good checkpoint is kept")
@@ -222,14 +234,20 @@ class Trainer:
     # features and evaluation ------------------------------------------------------------------------------
     def _extract_train(self, *, view=None, indices=None, source="image") -> torch.Tensor:
         samples = self.dataset.train if indices is None else [self.dataset.train[i] for i in indices]
-        return extract_features(self.method, samples, test_transform(self.size), device=self.device,
-                                batch_size=self.cfg.eval.batch_size, workers=self.cfg.data.workers,
-                                view=view, source=source, amp_dtype=self.amp_dtype)
+        return self._extract(samples, view=view, source=source)
 
     def features_fn(self, samples):
-        return extract_features(self.method, samples, test_transform(self.size), device=self.device,
-                                batch_size=self.cfg.eval.batch_size, workers=self.cfg.data.workers,
-                                flip=self.cfg.eval.flip, amp_dtype=self.amp_dtype)
+        return self._extract(samples, flip=self.cfg.eval.flip)
+
+    def _extract(self, samples, **kwargs) -> torch.Tensor:
+        """Features of ``samples``; in a distributed run each rank embeds its share and all are gathered."""
+        share = samples
+        if distributed.is_distributed() and len(samples) >= distributed.world_size():
+            share = samples[distributed.shard(len(samples))]
+        feats = extract_features(self.method, share, test_transform(self.size), device=self.device,
+                                 batch_size=self.cfg.eval.batch_size, workers=self.cfg.data.workers,
+                                 amp_dtype=self.amp_dtype, **kwargs)
+        return feats if share is samples else distributed.gather_rows(feats)
 
     def evaluate(self) -> dict[str, Any]:
         """Every selected protocol of the dataset, on the current (last) model."""

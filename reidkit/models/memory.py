@@ -15,6 +15,9 @@ bump the memory's autograd version counter: other terms of the same loss that re
 backpropagated after it without "modified by an inplace operation" errors (they then see the updated
 entries, as in the reference code).
 
+In a distributed run the backward gathers every rank's (features, targets) first, so all ranks apply the
+same global batch and their memories stay identical.
+
 Memories are per-epoch state, rebuilt by ``reset`` after each clustering; their tensors are registered as
 non-persistent buffers, so checkpoints neither store them nor break when their size changes.
 """
@@ -23,6 +26,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from reidkit import distributed
 
 
 class MomentumSimilarity(torch.autograd.Function):
@@ -42,7 +47,10 @@ class MomentumSimilarity(torch.autograd.Function):
         grad_features = None
         if ctx.needs_input_grad[0]:
             grad_features = (grad.to(memory.dtype) @ memory).to(features.dtype)
-        momentum_update_(memory, features.detach(), targets, ctx.momentum)
+        features, targets = features.detach(), targets
+        if distributed.is_distributed():  # every rank applies the whole global batch, in rank order
+            features, targets = distributed.gather_rows(features), distributed.gather_rows(targets)
+        momentum_update_(memory, features, targets, ctx.momentum)
         return grad_features, None, None, None
 
 
