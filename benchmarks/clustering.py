@@ -133,14 +133,15 @@ def available_gb() -> float:
     return info["MemAvailable"] / 2 ** 20
 
 
-def features_file(workdir: Path, n: int, dim: int, seed: int) -> Path:
-    path = workdir / f"features_n{n}_d{dim}_s{seed}.npy"
+def features_file(workdir: Path, n: int, dim: int, seed: int, identities: int = 395) -> Path:
+    tag = "" if identities == 395 else f"_i{identities}"
+    path = workdir / f"features_n{n}_d{dim}_s{seed}{tag}.npy"
     if not path.exists():
         import numpy as np
 
         from reidkit.cluster.synthetic import structured_features
 
-        data = structured_features(n, dim, seed=seed)
+        data = structured_features(n, dim, identities=identities, seed=seed)
         np.save(path, data.features)
         np.save(path.with_suffix(".ids.npy"), data.identities)
     return path
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[11909, 22258, 34167])
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--identities", type=int, default=395, help="identities in the synthetic features")
     parser.add_argument("--impls", nargs="+", default=["ours", "fp32-knn", "reference"])
     parser.add_argument("--ann", action="store_true", help="approximate-kNN comparison instead")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/reidkit-cluster-bench"))
@@ -187,7 +189,7 @@ def main() -> None:
         impls = ["ours", "ivf-8", "ivf-32", "hnsw"]
     results = []
     for n in args.sizes:
-        path = features_file(args.workdir, n, args.dim, args.seed)
+        path = features_file(args.workdir, n, args.dim, args.seed, args.identities)
         print(f"N = {n}: {path}", flush=True)
         for impl in impls:
             if args.report_only:
@@ -207,10 +209,14 @@ def main() -> None:
         args.output.write_text(report)
 
 
+def _stem(args, n: int) -> str:
+    return f"features_n{n}_d{args.dim}_s{args.seed}" + ("" if args.identities == 395 else f"_i{args.identities}")
+
+
 def _labels(args, n: int, impl: str):
     import numpy as np
 
-    path = args.workdir / f"features_n{n}_d{args.dim}_s{args.seed}.{impl}.labels.npy"
+    path = args.workdir / f"{_stem(args, n)}.{impl}.labels.npy"
     return np.load(path) if path.exists() else None
 
 
@@ -282,7 +288,7 @@ def ann_report(results, args) -> str:
     for n, impl, r in results:
         if impl == "exact-sample":
             continue
-        stem = args.workdir / f"features_n{n}_d{args.dim}_s{args.seed}"
+        stem = args.workdir / _stem(args, n)
         found = np.load(f"{stem}.{impl}.knn.npy")
         if Path(f"{stem}.ours.knn.npy").exists():
             recall = f"{knn_recall(found, np.load(f'{stem}.ours.knn.npy')):.4f}"
