@@ -61,6 +61,10 @@ class ModelConfig:
     gem_p: float = option(3.0, gt=0)
     last_stride: int = option(1, choices=(1, 2))
     stems: str = option("shared", choices=("shared", "per-modality"))
+    stem_batch: str = option("joint", choices=("joint", "per-modality"),
+                             help="a shared stem in a multi-modality forward: joint = one batch of every "
+                                  "modality (its BatchNorm statistics then match the running statistics "
+                                  "used at evaluation); per-modality = one batch per modality (IMSL's code)")
     bnneck: bool = True
     channels_last: bool = False
 

@@ -122,9 +122,10 @@ def test_forward_multi_equals_separate_forwards_in_eval(stems):
                 torch.testing.assert_close(multi[modality][key], single[key], rtol=1e-4, atol=1e-5)
 
 
-def test_forward_multi_uses_mixed_batch_statistics_in_training():
-    """Stems see their own modality (as in IMSL's code); the trunk and the neck see the concatenation."""
-    model = resnet_mini(CFG, MODS, stems="shared").train()
+def test_forward_multi_per_modality_stem_batch_is_imsls_forward():
+    """stem_batch=per-modality: the stem sees one modality at a time (IMSL's code); the trunk and the neck
+    see the concatenation."""
+    model = resnet_mini(CFG, MODS, stems="shared", stem_batch="per-modality").train()
     a, b = images(3, seed=1), images(3, seed=2) * 3 + 1
     multi = model.forward_multi({"visible": a, "infrared": b})
     stems = torch.cat([model.forward_stem(a, "visible"), model.forward_stem(b, "infrared")])
@@ -133,6 +134,20 @@ def test_forward_multi_uses_mixed_batch_statistics_in_training():
     torch.testing.assert_close(multi["infrared"]["pool"], joint["pool"][3:], rtol=1e-4, atol=1e-5)
     separate = model(a, "visible")
     assert not torch.allclose(multi["visible"]["feat"], separate["feat"], atol=1e-3)
+
+
+def test_forward_multi_joint_stem_batch_is_one_forward_of_the_concatenation():
+    """stem_batch=joint (the default): a shared stem's BatchNorm sees every modality together, as its
+    running statistics do at evaluation."""
+    model = resnet_mini(CFG, MODS, stems="shared").train()
+    assert model.stem_batch == "joint"
+    a, b = images(3, seed=1), images(3, seed=2) * 3 + 1
+    multi = model.forward_multi({"visible": a, "infrared": b})
+    whole = model(torch.cat([a, b]), "visible")
+    torch.testing.assert_close(multi["visible"]["feat"], whole["feat"][:3], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(multi["infrared"]["pool"], whole["pool"][3:], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="stem_batch"):
+        resnet_mini(CFG, MODS, stem_batch="mixed")
 
 
 # -- pooling and neck ------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 CPU_DEFAULTS: Mapping[str, Any] = {
     "data": {"height": 64, "width": 32, "batch_size": 32, "instances": 4, "workers": 0},
     "model": {"backbone": "resnet-mini", "weights": "none", "pooling": "gem", "gem_p": 3.0,
-              "last_stride": 1, "stems": "shared"},
+              "last_stride": 1, "stems": "shared", "stem_batch": "per-modality"},
     "optim": {"optimizer": "adam", "lr": 3.5e-4, "weight_decay": 5e-4, "epochs": 8, "iterations": 30,
               "schedule": "step", "step_size": 6, "gamma": 0.1},
 }
