@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import binary_dilation, binary_erosion
 
-from reidkit.data.synthetic.appearance import nir_reflectance
+from reidkit.data.synthetic.appearance import nir_reflectance, thermal_radiance
 from reidkit.data.synthetic.body import body_shapes
-from reidkit.data.synthetic.people import recolour, sample_people
+from reidkit.data.synthetic.people import recolour, rehue, sample_people
 from reidkit.data.synthetic.presets import Knobs
 from reidkit.data.synthetic.raster import rasterise
 from reidkit.data.synthetic.render import render_capture, render_visible, thermal_scene
@@ -64,9 +64,10 @@ def test_occluded_pixels_are_background_in_the_mask():
 
 @pytest.mark.parametrize("modality", ["infrared", "tir"])
 def test_recoloured_garments_give_the_same_thermal_image(modality):
-    """Hue changes (materials kept) leave infrared untouched; the thermal silhouette still fits the mask."""
-    knobs = Knobs()
-    quiet = Knobs(blur=0.0, thermal_blur=0.0)
+    """Without sunlight, any colour change (materials kept) leaves infrared untouched; the thermal
+    silhouette still fits the mask."""
+    knobs = Knobs(solar_load=0.0)
+    quiet = Knobs(blur=0.0, thermal_blur=0.0, solar_load=0.0)
     for i, (person, capture, camera) in enumerate(_setups(knobs)):
         other = recolour(person, np.random.default_rng(i))
         assert other.upper.colour != person.upper.colour and other.upper.material == person.upper.material
@@ -80,6 +81,31 @@ def test_recoloured_garments_give_the_same_thermal_image(modality):
         empty = thermal_scene(other, capture, camera, [], quiet, H, W)
         warm = np.abs(scene - empty) > 1e-3
         assert _iou(warm, parts > 0, parts > 0) > 0.98
+
+
+@pytest.mark.parametrize("modality", ["infrared", "tir"])
+def test_hue_changes_never_reach_thermal_images_even_in_sunlight(modality):
+    """With solar_load, dark cloth is warmer than light cloth, but a hue turned at equal luminance changes
+    nothing an infrared camera sees (up to one grey level of float rounding), while visible images change."""
+    knobs = Knobs(solar_load=1.0)
+    for i, (person, capture, camera) in enumerate(_setups(knobs, n=8)):
+        other = rehue(person, np.random.default_rng(i))
+        assert other.upper.colour != person.upper.colour
+        a, _ = render_capture(person, capture, camera, ("visible", modality), knobs, H, W)
+        b, _ = render_capture(other, capture, camera, ("visible", modality), knobs, H, W)
+        assert np.abs(a[modality].astype(int) - b[modality].astype(int)).max() <= 1
+        assert np.abs(a["visible"].astype(int) - b["visible"].astype(int)).mean() > 1.0
+    # and the sunlight term is real: a darker dye (same hue) warms the garment
+    person, capture, camera = next(_setups(knobs))
+    layers = rasterise(body_shapes(person, capture), capture, H, W)
+    dark = dataclasses.replace(person, upper=dataclasses.replace(person.upper, colour=(0.05, 0.05, 0.05),
+                                                                 pattern="plain"))
+    light = dataclasses.replace(person, upper=dataclasses.replace(person.upper, colour=(0.9, 0.9, 0.9),
+                                                                  pattern="plain"))
+    torso = next(layer for layer in layers if layer.surface == "upper")
+    warm = thermal_radiance(dark, "upper", torso, capture.view, 0.2, 0.35, solar_load=1.0)
+    cool = thermal_radiance(light, "upper", torso, capture.view, 0.2, 0.35, solar_load=1.0)
+    assert float((warm - cool).mean()) > 0.05
 
 
 def test_prints_and_accessories_show_in_thermal_but_not_colour():

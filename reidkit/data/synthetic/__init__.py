@@ -14,9 +14,9 @@ Public API::
     preview(root, png, *, identities=6) -> Path
 """
 from reidkit.data.synthetic.masks import PARTS, read_mask
-from reidkit.data.synthetic.presets import GENERATOR_VERSION, PRESETS, Knobs, Preset, get_preset
+from reidkit.data.synthetic.presets import GENERATOR_VERSION, PRESETS, Knobs, Preset, fingerprint, get_preset
 from reidkit.data.synthetic.preview import preview
 from reidkit.data.synthetic.writer import cache_dir, cached_root, generate
 
-__all__ = ["GENERATOR_VERSION", "PARTS", "PRESETS", "Knobs", "Preset", "cache_dir", "cached_root", "generate",
+__all__ = ["GENERATOR_VERSION", "PARTS", "PRESETS", "Knobs", "Preset", "cache_dir", "cached_root", "fingerprint", "generate",
            "get_preset", "preview", "read_mask"]

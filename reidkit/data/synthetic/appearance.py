@@ -26,7 +26,13 @@ _STYLE_THICKNESS = {"tshirt": 1.0, "longsleeve": 1.0, "jacket": 1.15, "coat": 1.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
+#: temperature rise (normalised units; skin is 0.92, air 0.12-0.40) of a black, fully sunlit fabric
+SOLAR_GAIN = 0.3
+
+
 def _garment_of(person: Person, surface: str) -> Garment | None:
+    if surface == "sleeve" and person.sleeves is not None:
+        return person.sleeves
     if surface in ("upper", "sleeve"):
         return person.upper
     if surface == "lower":
@@ -65,15 +71,15 @@ def print_mask(person: Person, surface: str, layer: Layer, view: str) -> np.ndar
     garment = _garment_of(person, surface)
     if garment is None or garment.pattern == "plain":
         return np.zeros_like(layer.alpha)
-    s = garment.pattern_scale
+    s, phase = garment.pattern_scale, garment.pattern_offset
     if garment.pattern == "stripes":
-        return (np.mod(layer.by / s, 1.0) < 0.45).astype(np.float32)
+        return (np.mod(layer.by / s + phase, 1.0) < 0.45).astype(np.float32)
     if garment.pattern == "vstripes":
-        return (np.mod(layer.bx / s + 0.25, 1.0) < 0.4).astype(np.float32)
+        return (np.mod(layer.bx / s + phase, 1.0) < 0.4).astype(np.float32)
     if garment.pattern == "checks":
-        return (np.mod(np.floor(layer.bx / s) + np.floor(layer.by / s), 2) == 1).astype(np.float32)
-    if garment.pattern == "band":  # a colour-blocked chest band, around torso and sleeves
-        return (np.abs(layer.by - (person.head_size + 0.12)) < s * 0.6).astype(np.float32)
+        return (np.mod(np.floor(layer.bx / s + phase) + np.floor(layer.by / s + phase), 2) == 1).astype(np.float32)
+    if garment.pattern == "band":  # a colour-blocked band around torso and sleeves, at chest to belly height
+        return (np.abs(layer.by - (person.head_size + 0.08 + 0.16 * phase)) < s * 0.6).astype(np.float32)
     if surface != "upper" or view != "front":
         return np.zeros_like(layer.alpha)
     size = s * 0.9
@@ -146,11 +152,16 @@ def surface_temperature(person: Person, surface: str, ambient: float) -> float:
 
 
 def thermal_radiance(person: Person, surface: str, layer: Layer, view: str, ambient: float,
-                     print_contrast: float) -> np.ndarray:
+                     print_contrast: float, solar_load: float = 0.0) -> np.ndarray:
     """[h, w] apparent temperature: emissivity-weighted, cooler at grazing angles, prints lower the
-    emissivity by ``print_contrast``."""
+    emissivity by ``print_contrast``; with ``solar_load`` > 0, sunlit fabric is warmed by the light its dye
+    absorbs (dark cloth warmer than light cloth, as outdoor thermal cameras see). Absorption depends on the
+    dye's luminance only, so changing a hue at equal luminance never changes the image."""
     material, texture, structure = _texture(person, surface, layer)
     temperature = surface_temperature(person, surface, ambient)
+    if solar_load > 0 and (_garment_of(person, surface) is not None or _accessory_of(person, surface) is not None):
+        absorbed = 1.0 - _dyed(person, surface, print_mask(person, surface, layer, view)) @ _LUMA
+        temperature = temperature + SOLAR_GAIN * solar_load * absorbed
     if material.structure == "quilted":  # stitched seams leak body heat: warm lines between baffles
         relief = -0.7 * np.minimum(structure, 0)
     else:  # ridges and creases: thinner fabric in the grooves

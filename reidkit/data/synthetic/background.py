@@ -48,10 +48,12 @@ def _scene(camera: Camera, capture: Capture, height: int, width: int, wall: np.n
 
 
 def visible_background(camera: Camera, capture: Capture, height: int, width: int, clutter: float) -> np.ndarray:
-    """[H, W, 3] linear RGB."""
-    objects = [np.array(o.colour, dtype=np.float32) for o in camera.objects]
-    return _scene(camera, capture, height, width, np.array(camera.wall, np.float32),
-                  np.array(camera.floor, np.float32), objects, 0.15 * clutter)
+    """[H, W, 3] linear RGB, slightly out of focus (the camera focuses on the person)."""
+    wall = np.array(camera.wall, np.float32)
+    objects = [wall + 0.7 * (np.array(o.colour, dtype=np.float32) - wall) for o in camera.objects]
+    scene = _scene(camera, capture, height, width, wall, np.array(camera.floor, np.float32), objects,
+                   0.15 * clutter)
+    return gaussian_filter(scene, sigma=(1.0, 1.0, 0), mode="nearest")
 
 
 def thermal_background(camera: Camera, capture: Capture, height: int, width: int, clutter: float) -> np.ndarray:

@@ -25,6 +25,16 @@ LOWER_STYLES = ("trousers", "shorts", "skirt")
 PATTERNS = ("plain", "stripes", "vstripes", "checks", "logo", "band")
 LOGO_SHAPES = ("disc", "square", "triangle", "bar")
 
+#: how likely each material (GARMENT_MATERIALS order: cotton, wool, denim, leather, nylon, fleece) is for a
+#: style. Materials follow the garment type as in real wardrobes, so a visible camera that sees the style
+#: and the fabric's construction can predict what a thermal camera sees, without any colour.
+STYLE_MATERIALS = {
+    "tshirt": (0.8, 0.1, 0.0, 0.0, 0.0, 0.1), "longsleeve": (0.45, 0.35, 0.0, 0.0, 0.0, 0.2),
+    "jacket": (0.0, 0.0, 0.3, 0.3, 0.3, 0.1), "coat": (0.0, 0.55, 0.0, 0.1, 0.35, 0.0),
+    "trousers": (0.35, 0.15, 0.5, 0.0, 0.0, 0.0), "shorts": (0.6, 0.0, 0.4, 0.0, 0.0, 0.0),
+    "skirt": (0.4, 0.3, 0.2, 0.1, 0.0, 0.0),
+}
+
 # (name, rgb, weight): street clothing is mostly dark and muted, which keeps visible matching honest
 _GARMENT_PALETTE = (
     ("black", (0.07, 0.07, 0.08), 5), ("charcoal", (0.22, 0.22, 0.24), 3), ("grey", (0.50, 0.50, 0.52), 3),
@@ -34,6 +44,7 @@ _GARMENT_PALETTE = (
     ("brown", (0.40, 0.26, 0.15), 2), ("yellow", (0.88, 0.76, 0.18), 1), ("pink", (0.90, 0.55, 0.66), 1),
     ("purple", (0.40, 0.22, 0.52), 1), ("orange", (0.90, 0.46, 0.12), 1), ("teal", (0.10, 0.45, 0.48), 1),
 )
+_NEUTRALS = tuple(c for c in _GARMENT_PALETTE if c[0] in ("black", "charcoal", "grey", "white", "navy", "khaki"))
 _SKIN_TONES = ((0.96, 0.80, 0.69), (0.89, 0.69, 0.55), (0.78, 0.57, 0.42), (0.62, 0.42, 0.29),
                (0.45, 0.30, 0.20), (0.30, 0.20, 0.14))
 _HAIR_COLOURS = ((0.05, 0.04, 0.04), (0.20, 0.13, 0.08), (0.42, 0.28, 0.15), (0.75, 0.62, 0.38),
@@ -52,6 +63,7 @@ class Garment:
     pattern_scale: float  # period of stripes / checks, or logo size, in body units
     logo: str
     material: int  # index into GARMENT_MATERIALS
+    pattern_offset: float  # phase of stripes / checks, height of a chest band (0..1)
     thickness: float  # 0.7 (thin) .. 1.3 (thick): scales the insulation of the style and material
 
 
@@ -82,6 +94,7 @@ class Person:
     hair_length: int  # 0 short, 1 medium, 2 long
     upper: Garment
     lower: Garment
+    sleeves: Garment | None  # colour-blocked sleeves of another fabric (varsity jackets, raglans)
     shoes: RGB
     backpack: Accessory | None
     bag: Accessory | None
@@ -92,9 +105,11 @@ def _rng(seed: int, split: str, index: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, 1 if split == "train" else 2, index, stream])
 
 
-def _colour(rng: np.random.Generator) -> RGB:
-    weights = np.array([w for *_, w in _GARMENT_PALETTE], dtype=float)
-    _, rgb, _ = _GARMENT_PALETTE[rng.choice(len(weights), p=weights / weights.sum())]
+def _colour(rng: np.random.Generator, vivid: float = 1.0) -> RGB:
+    """A dye: from the whole palette with probability ``vivid``, else from its neutral part."""
+    palette = _GARMENT_PALETTE if rng.random() < vivid else _NEUTRALS
+    weights = np.array([w for *_, w in palette], dtype=float)
+    _, rgb, _ = palette[rng.choice(len(weights), p=weights / weights.sum())]
     h, s, v = colorsys.rgb_to_hsv(*rgb)
     h = (h + rng.normal(0, 0.02)) % 1.0
     s = float(np.clip(s * rng.uniform(0.8, 1.15), 0, 1))
@@ -109,18 +124,17 @@ def _spread(rng: np.random.Generator, low: float, high: float, diversity: float)
 
 
 def _garment(rng: np.random.Generator, styles: tuple[str, ...], style_p: list[float], diversity: float,
-             pattern_p: list[float]) -> Garment:
+             pattern_p: list[float], vivid: float = 1.0) -> Garment:
     """``pattern_p``: probabilities of the non-plain PATTERNS; plain takes the rest."""
     style = styles[rng.choice(len(styles), p=style_p)]
     p = np.array([1 - sum(pattern_p)] + list(pattern_p))
     pattern = PATTERNS[rng.choice(len(PATTERNS), p=p / p.sum())]
-    material = int(rng.integers(len(GARMENT_MATERIALS)))
-    if style == "trousers" and rng.random() < 0.4:
-        material = 2  # denim jeans are common
+    weights = np.array(STYLE_MATERIALS[style], dtype=float)
+    material = int(rng.choice(len(GARMENT_MATERIALS), p=weights / weights.sum()))
     return Garment(
-        style=style, colour=_colour(rng), pattern=pattern, pattern_colour=_colour(rng),
+        style=style, colour=_colour(rng, vivid), pattern=pattern, pattern_colour=_colour(rng),
         pattern_scale=float(rng.uniform(0.06, 0.13)), logo=LOGO_SHAPES[rng.integers(len(LOGO_SHAPES))],
-        material=material, thickness=_spread(rng, 0.7, 1.3, diversity),
+        material=material, pattern_offset=float(rng.random()), thickness=_spread(rng, 0.7, 1.3, diversity),
     )
 
 
@@ -136,12 +150,19 @@ def sample_person(seed: int, split: str, index: int, pid: int, knobs: Knobs) -> 
     rng = _rng(seed, split, index, 0)
     d = knobs.diversity
     # non-plain pattern probabilities: stripes, vertical stripes, checks, logo, chest band
-    upper = _garment(rng, UPPER_STYLES, [0.35, 0.25, 0.25, 0.15], d, [0.14, 0.08, 0.12, 0.12, 0.12])
-    lower = _garment(rng, LOWER_STYLES, [0.7, 0.18, 0.12], d, [0.05, 0.06, 0.05, 0.0, 0.0])
+    vivid = knobs.colour_diversity
+    upper_prints = knobs.print_share * np.array([0.24, 0.14, 0.2, 0.21, 0.21])
+    lower_prints = knobs.print_share * np.array([0.14, 0.16, 0.14, 0.0, 0.0])
+    upper = _garment(rng, UPPER_STYLES, [0.35, 0.25, 0.25, 0.15], d, list(upper_prints), vivid)
+    lower = _garment(rng, LOWER_STYLES, [0.7, 0.18, 0.12], d, list(lower_prints), vivid)
+    sleeves = None
+    if upper.style != "tshirt" and rng.random() < 0.3:
+        sleeves = dataclasses.replace(_garment(rng, UPPER_STYLES, [1, 0, 0, 0], d, [0, 0, 0, 0, 0], vivid),
+                                      style=upper.style, thickness=upper.thickness)
     return Person(
         pid=pid, build=_spread(rng, 0.85, 1.2, d), shoulders=_spread(rng, 0.10, 0.14, d),
         leg_length=_spread(rng, 0.44, 0.52, d), head_size=_spread(rng, 0.115, 0.145, d),
-        stature=_spread(rng, 0.86, 0.98, d), skin=_SKIN_TONES[rng.integers(len(_SKIN_TONES))],
+        stature=_spread(rng, 0.86, 0.98, d), sleeves=sleeves, skin=_SKIN_TONES[rng.integers(len(_SKIN_TONES))],
         skin_warmth=_spread(rng, -0.04, 0.04, d), hair_colour=_HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))],
         hair_length=int(rng.choice(3, p=[0.45, 0.3, 0.25])), upper=upper, lower=lower,
         shoes=_colour(rng), backpack=_accessory(rng, "backpack", 0.3), bag=_accessory(rng, "bag", 0.25),
@@ -159,8 +180,39 @@ def recolour(person: Person, rng: np.random.Generator) -> Person:
         return None if a is None else dataclasses.replace(a, colour=_colour(rng))
 
     return dataclasses.replace(
-        person, upper=garment(person.upper), lower=garment(person.lower), shoes=_colour(rng),
+        person, upper=garment(person.upper), lower=garment(person.lower),
+        sleeves=None if person.sleeves is None else garment(person.sleeves), shoes=_colour(rng),
         skin=_SKIN_TONES[rng.integers(len(_SKIN_TONES))], hair_colour=_HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))],
+        backpack=accessory(person.backpack), bag=accessory(person.bag), hat=accessory(person.hat),
+    )
+
+
+_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def _rotate_hue(rgb: RGB, angle: float) -> RGB:
+    """``rgb`` with its chroma turned by ``angle`` (radians) in YIQ space: the luminance Y is unchanged."""
+    y, i, q = _YIQ @ np.asarray(rgb, dtype=float)
+    c, s = np.cos(angle), np.sin(angle)
+    out = np.linalg.solve(_YIQ, np.array([y, c * i - s * q, s * i + c * q]))
+    return tuple(float(v) for v in out)
+
+
+def rehue(person: Person, rng: np.random.Generator) -> Person:
+    """The same person with every garment, print and accessory hue turned (luminance kept): what no
+    thermal camera can see even with ``solar_load`` (which depends on a dye's luminance only)."""
+    def turn(rgb: RGB) -> RGB:
+        return _rotate_hue(rgb, float(rng.uniform(0.6, 2 * np.pi - 0.6)))
+
+    def garment(g: Garment) -> Garment:
+        return dataclasses.replace(g, colour=turn(g.colour), pattern_colour=turn(g.pattern_colour))
+
+    def accessory(a: Accessory | None) -> Accessory | None:
+        return None if a is None else dataclasses.replace(a, colour=turn(a.colour))
+
+    return dataclasses.replace(
+        person, upper=garment(person.upper), lower=garment(person.lower),
+        sleeves=None if person.sleeves is None else garment(person.sleeves),
         backpack=accessory(person.backpack), bag=accessory(person.bag), hat=accessory(person.hat),
     )
 
@@ -186,6 +238,7 @@ def _lookalike(model: Person, own: Person, rng: np.random.Generator, knobs: Knob
         leg_length=nudge(model.leg_length, 0.44, 0.52), head_size=nudge(model.head_size, 0.115, 0.145),
         skin=own.skin, hair_colour=own.hair_colour, shoes=own.shoes,
         upper=garment(model.upper, own.upper), lower=garment(model.lower, own.lower),
+        sleeves=None if model.sleeves is None else garment(model.sleeves, own.sleeves or own.upper),
         backpack=accessory(model.backpack, own.backpack), bag=accessory(model.bag, own.bag),
         hat=accessory(model.hat, own.hat),
     )

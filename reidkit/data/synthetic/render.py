@@ -74,7 +74,7 @@ def thermal_scene(person: Person, capture: Capture, camera: Camera, layers: list
     ambient = camera.ambient
     canvas = background.thermal_background(camera, capture, height, width, knobs.clutter)
     canvas = _composite(canvas, layers, lambda l: appearance.thermal_radiance(
-        person, l.surface, l, capture.view, ambient, knobs.pattern_contrast))
+        person, l.surface, l, capture.view, ambient, knobs.pattern_contrast, knobs.solar_load))
     if capture.occluder is not None:
         canvas = background.paste_occluder(canvas, capture.occluder, ambient + capture.occluder.temperature)
     return canvas

@@ -147,7 +147,7 @@ def sample_capture(rng: np.random.Generator, person: Person, camera: Camera, wid
     j = knobs.pose_jitter
     view = VIEWS[rng.choice(3, p=camera.view_p)]
     scale = height * person.stature * (1 - 0.12 * j * rng.random())
-    if rng.random() < 0.12 * j:  # tight crop: the detector box cut the feet or the head
+    if rng.random() < 0.06 * j:  # tight crop: the detector box cut the feet or the head
         scale *= rng.uniform(1.08, 1.2)
     top = (height - scale) / 2 + rng.normal(0, 0.03 * height * j)
     if scale > height:

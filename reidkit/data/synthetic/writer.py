@@ -27,7 +27,7 @@ from PIL import Image
 
 from reidkit.data.synthetic.masks import save_mask
 from reidkit.data.synthetic.people import Person, lookalike_models, sample_people
-from reidkit.data.synthetic.presets import GENERATOR_VERSION, Knobs, Preset, get_preset
+from reidkit.data.synthetic.presets import GENERATOR_VERSION, Knobs, Preset, fingerprint, get_preset
 from reidkit.data.synthetic.render import render_capture
 from reidkit.data.synthetic.scene import Camera, make_camera, sample_capture
 
@@ -147,8 +147,8 @@ def cached_root(preset: str, seed: int = 0, *, progress: bool = True) -> Path:
     Generation writes to a temporary folder beside the cache entry and renames it into place, so an
     interrupted or concurrent run never leaves a half-written dataset under the final name.
     """
-    get_preset(preset)  # fail early on an unknown name
-    final = cache_dir() / "synthetic" / f"{preset}-seed{seed}-v{GENERATOR_VERSION}"
+    spec = get_preset(preset)  # fail early on an unknown name
+    final = cache_dir() / "synthetic" / f"{preset}-seed{seed}-v{GENERATOR_VERSION}-{fingerprint(spec)}"
     if (final / META_FILE).is_file():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
