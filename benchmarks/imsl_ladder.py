@@ -148,20 +148,22 @@ def dataset_tables(dataset: str, rows: list[Row]) -> list[str]:
                 "| final ARI | final NMI | clusters (last epoch) | wall time (min) |", "|" + "---|" * 10]
     for row in rows:
         m = mean_over_protocols(row, pairs, "mAP")
+        supervised_row = row.method == SUPERVISED
         share = f"{100 * m.mean / sup_map:.0f} %" if m.mean is not None and sup_map else "-"
         clusters = Stat(tuple(v for v in (final_epoch_value(r.metrics, "clusters") for r in row.done)
                               if v is not None))
         nmi = Stat(tuple(v for v in (final_epoch_value(r.metrics, "label_nmi") for r in row.done) if v is not None))
         wall = row.wall_time()
-        ari = row.final_ari() if row.method != SUPERVISED else Stat(())
-        out.append(f"| {label(row)} | {len(row.done)} | {pct(m)} | {share} | "
-                   f"{pct(mean_over_protocols(row, pairs, 'rank1'))} | {pct(intra_map(row))} | {pct(ari)} | "
-                   f"{pct(nmi) if row.method != SUPERVISED else '-'} | "
-                   f"{clusters.mean:.0f} | " if clusters.mean is not None else "- | ")
-        out[-1] += f"{wall.mean / 60:.1f} |" if wall.mean is not None else "- |"
-    pending = [r.id for row in rows for r in row.runs if r.status != "done"]
+        cells = [label(row), str(len(row.done)), pct(m), share, pct(mean_over_protocols(row, pairs, "rank1")),
+                 pct(intra_map(row)), "-" if supervised_row else pct(row.final_ari()),
+                 "-" if supervised_row else pct(nmi),
+                 "-" if supervised_row or clusters.mean is None else f"{clusters.mean:.0f}",
+                 "-" if wall.mean is None else f"{wall.mean / 60:.1f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    pending = sum(1 for row in rows for r in row.runs if r.status != "done")
     if pending:
-        out += ["", f"Not finished ({len(pending)}): " + ", ".join(f"`{p}`" for p in pending)]
+        done = sum(len(row.done) for row in rows)
+        out += ["", f"{done} runs finished, {pending} of this suite's runs not run (or not finished)."]
     return out + [""]
 
 
