@@ -67,14 +67,14 @@ class DCBaselineConfig:
         return DEFAULT_VARIANCE_EPS.get(self.consistency, 1e-5)
 
 
-#: CPU-friendly defaults for the synthetic presets: the budget of benchmarks/synthetic.yaml (16 epochs x 25
+#: CPU-friendly defaults for the synthetic presets: the budget of benchmarks/synthetic.yaml (15 epochs x 50
 #: steps of 8 identities x 4 images per modality), AGW's SGD recipe with warm-up and two decays scaled to it.
 #: benchmarks/dc-baseline.md checks that a doubled schedule gains little.
 RUN_DEFAULTS = {
     "model": {"backbone": "resnet-mini", "weights": "none", "stems": "per-modality", "pooling": "gem",
               "last_stride": 1},
     "data": {"height": 128, "width": 64, "batch_size": 32, "instances": 4, "workers": 0},
-    "optim": {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "momentum": 0.9, "epochs": 16,
-              "iterations": 25, "warmup_epochs": 2, "schedule": "multistep", "milestones": [9, 13],
+    "optim": {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "momentum": 0.9, "epochs": 15,
+              "iterations": 50, "warmup_epochs": 2, "schedule": "multistep", "milestones": [10, 13],
               "gamma": 0.1},
 }
