@@ -92,6 +92,9 @@ class EvalConfig:
     trials: int | None = option(None, ge=1, help="at most this many trials per protocol")
     flip: bool = option(False, help="average the features of each image and its horizontal flip")
     batch_size: int = option(128, ge=1)
+    every: int = option(0, ge=0, help="also evaluate every N epochs and log eval_<protocol>_mAP for the "
+                                      "report's per-epoch plot (0 = only the final model); logged only, "
+                                      "never used to choose a model")
 
 
 @dataclass(frozen=True)

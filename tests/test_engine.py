@@ -111,6 +111,23 @@ def test_zero_epochs_evaluates_the_untrained_model(example_method, tiny_root):
     assert trainer.history == [] and set(results) == {"visible-to-infrared", "infrared-to-visible"}
 
 
+def test_eval_every_logs_a_curve_without_changing_the_run(example_method, tiny_root):
+    """eval.every adds eval_<protocol>_mAP to the epoch records (not to the last epoch, whose model is the
+    final one) and leaves training and the final results exactly as without it."""
+    plain = make_trainer(example_method, tiny_root, ["optim.epochs=3"])
+    plain_results = plain.fit()
+    curve = make_trainer(example_method, tiny_root, ["optim.epochs=3", "eval.every=1"])
+    curve_results = curve.fit()
+    assert curve_results == plain_results
+    assert [r["loss"] for r in curve.history] == [r["loss"] for r in plain.history]
+    for record in curve.history[:-1]:
+        assert set(k for k in record if k.startswith("eval_")) == {
+            "eval_visible-to-infrared_mAP", "eval_infrared-to-visible_mAP"}
+        assert 0.0 <= record["eval_visible-to-infrared_mAP"] <= 1.0
+    assert not any(k.startswith("eval_") for k in curve.history[-1])
+    assert not any(k.startswith("eval_") for r in plain.history for k in r)
+
+
 def test_non_finite_loss_names_the_term_and_epoch(example_method, tiny_root):
     class Exploding(example_method):
         def training_step(self, batch):

@@ -173,6 +173,13 @@ class Trainer:
         self.scheduler.step()
         record["time_train_s"] = time.perf_counter() - t1
         record["time_epoch_s"] = time.perf_counter() - t0
+        every = cfg.eval.every
+        if every and (epoch + 1) % every == 0 and epoch + 1 < cfg.optim.epochs:
+            # a curve for the report, logged only: the final model is always the last epoch's
+            t2 = time.perf_counter()
+            for name, result in self.evaluate().items():
+                record[f"eval_{name}_mAP"] = float(result["mAP"])
+            record["time_eval_s"] = time.perf_counter() - t2
         return record
 
     def _train_steps(self, epoch: int, plan: EpochPlan, seed: int) -> dict[str, float]:
