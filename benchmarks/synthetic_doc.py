@@ -86,7 +86,7 @@ def fill(text: str, name: str, body: str) -> str:
     block = f"{begin}\n{body}\n{end}"
     if begin in text:
         return re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    placeholder = name.upper().replace("-", "-")
+    placeholder = name.upper()
     if placeholder not in text:
         raise SystemExit(f"{DOC}: neither markers nor the placeholder {placeholder} for section {name}")
     return text.replace(placeholder, block, 1)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import inspect
 import logging
 import os
 from collections.abc import Callable
@@ -110,24 +111,24 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return holder[0]
 
 
-def barrier() -> None:
-    if is_distributed():
-        dist.barrier(group=_group())
+def _map_tensors(obj: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """``obj`` with ``fn`` applied to every tensor inside it (dataclasses, named tuples, lists, dicts)."""
+    if isinstance(obj, Tensor):
+        return fn(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: _map_tensors(getattr(obj, f.name), fn)
+                                           for f in dataclasses.fields(obj) if f.init})
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # named tuples
+        return type(obj)(*(_map_tensors(v, fn) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    return obj
 
 
 def _to_cpu(obj: Any) -> Any:
-    if isinstance(obj, Tensor):
-        return obj.detach().cpu()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.replace(obj, **{f.name: _to_cpu(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                                           if f.init})
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # named tuples
-        return type(obj)(*(_to_cpu(v) for v in obj))
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    return obj
+    return _map_tensors(obj, lambda t: t.detach().cpu())
 
 
 class _Failure:
@@ -184,18 +185,7 @@ def _first_device(args, kwargs) -> torch.device | None:
 def _to_device(obj: Any, device: torch.device | None) -> Any:
     if device is None or device.type == "cpu":
         return obj
-    if isinstance(obj, Tensor):
-        return obj.to(device)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.replace(obj, **{f.name: _to_device(getattr(obj, f.name), device)
-                                           for f in dataclasses.fields(obj) if f.init})
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*(_to_device(v, device) for v in obj))
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    return obj
+    return _map_tensors(obj, lambda t: t.to(device))
 
 
 def shard(n: int) -> slice:
@@ -301,7 +291,7 @@ def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and type(m) in _GLOBAL_BN:
+        if type(m) in _GLOBAL_BN:
             m.__class__ = _GLOBAL_BN[type(m)]
     return module
 
@@ -336,8 +326,6 @@ def wrap_ddp(method: nn.Module, device: torch.device) -> nn.Module | None:
     if not is_distributed():
         return None
     from torch.nn.parallel import DistributedDataParallel
-
-    import inspect
 
     ids = [device.index] if device.type == "cuda" else None
     # memories and other per-epoch buffers are kept equal by the methods' own gathered updates: DDP must

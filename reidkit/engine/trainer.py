@@ -126,10 +126,8 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         self._fit_t0 = time.perf_counter()
         self.method.to(self.device)
-        self._ddp = None
-        if distributed.is_distributed():
-            distributed.sync_batchnorm(self.method, self.device)
-            self._ddp = distributed.wrap_ddp(self.method, self.device)
+        distributed.sync_batchnorm(self.method, self.device)  # both no-ops in a single process
+        self._ddp = distributed.wrap_ddp(self.method, self.device)
         self._call("on_fit_start")
         for epoch in range(self.start_epoch, self.cfg.optim.epochs):
             self.epoch = epoch

@@ -125,8 +125,8 @@ class ReIDBackbone(nn.Module):
     """
 
     def __init__(self, spec: ResNetSpec, modalities: Sequence[str], *, pooling: str = "gem",
-                 gem_p: float = 3.0, last_stride: int = 1, stems: str = "shared", stem_batch: str = "joint", bnneck: bool = True,
-                 channels_last: bool = False) -> None:
+                 gem_p: float = 3.0, last_stride: int = 1, stems: str = "shared", stem_batch: str = "joint",
+                 bnneck: bool = True, channels_last: bool = False) -> None:
         super().__init__()
         if stems not in STEM_MODES:
             raise ValueError(f"stems must be one of {STEM_MODES}, got {stems!r}")

@@ -47,7 +47,7 @@ class MomentumSimilarity(torch.autograd.Function):
         grad_features = None
         if ctx.needs_input_grad[0]:
             grad_features = (grad.to(memory.dtype) @ memory).to(features.dtype)
-        features, targets = features.detach(), targets
+        features = features.detach()
         if distributed.is_distributed():  # every rank applies the whole global batch, in rank order
             features, targets = distributed.gather_rows(features), distributed.gather_rows(targets)
         momentum_update_(memory, features, targets, ctx.momentum)

@@ -117,6 +117,11 @@ def _dyed(person: Person, surface: str, printed: np.ndarray) -> np.ndarray:
     return base + (ink - base) * printed[..., None]
 
 
+def _dye_luminance(person: Person, surface: str, printed: np.ndarray) -> np.ndarray:
+    """[h, w] luminance of the dye with the print applied (what sunlight and NIR respond to; never hue)."""
+    return _dyed(person, surface, printed) @ _LUMA
+
+
 def _texture(person: Person, surface: str, layer: Layer) -> tuple[Material, np.ndarray, np.ndarray]:
     """The material, its fine texture (amplitude included) and its structure field (amplitude 1)."""
     material, seed = material_of(person, surface)
@@ -158,16 +163,16 @@ def thermal_radiance(person: Person, surface: str, layer: Layer, view: str, ambi
     absorbs (dark cloth warmer than light cloth, as outdoor thermal cameras see). Absorption depends on the
     dye's luminance only, so changing a hue at equal luminance never changes the image."""
     material, texture, structure = _texture(person, surface, layer)
+    printed = print_mask(person, surface, layer, view)
     temperature = surface_temperature(person, surface, ambient)
     if solar_load > 0 and (_garment_of(person, surface) is not None or _accessory_of(person, surface) is not None):
-        absorbed = 1.0 - _dyed(person, surface, print_mask(person, surface, layer, view)) @ _LUMA
-        temperature = temperature + SOLAR_GAIN * solar_load * absorbed
+        temperature = temperature + SOLAR_GAIN * solar_load * (1.0 - _dye_luminance(person, surface, printed))
     if material.structure == "quilted":  # stitched seams leak body heat: warm lines between baffles
         relief = -0.7 * np.minimum(structure, 0)
     else:  # ridges and creases: thinner fabric in the grooves
         relief = -0.2 * structure
     temperature = temperature + material.structure_depth * relief * (temperature - ambient)
-    emissivity = material.emissivity * (1 - print_contrast * print_mask(person, surface, layer, view))
+    emissivity = material.emissivity * (1 - print_contrast * printed)
     radiance = emissivity * temperature + (1 - emissivity) * ambient
     rim = 0.8 + 0.2 * np.sqrt(1 - layer.v * layer.v)
     return (ambient + (radiance - ambient) * rim + 0.25 * texture).astype(np.float32)
@@ -176,7 +181,7 @@ def thermal_radiance(person: Person, surface: str, layer: Layer, view: str, ambi
 def nir_reflectance(person: Person, surface: str, layer: Layer, view: str) -> np.ndarray:
     """[h, w] near-infrared reflectance of the layer before the camera's illumination."""
     material, texture, structure = _texture(person, surface, layer)
-    luminance = _dyed(person, surface, print_mask(person, surface, layer, view)) @ _LUMA
+    luminance = _dye_luminance(person, surface, print_mask(person, surface, layer, view))
     t = material.dye_transparency
     if surface in _SKIN_SURFACES:
         reflectance = material.nir_reflectance + 0.15 * (luminance - 0.5)

@@ -9,6 +9,8 @@ Bump :data:`GENERATOR_VERSION` whenever a change alters the pixels a seed produc
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 #: part of the cache key; bump when the same (preset, seed, knobs) would give different images
@@ -145,9 +147,6 @@ PRESETS: dict[str, Preset] = {
 def fingerprint(preset: Preset) -> str:
     """8 hex digits of everything that decides a preset's images (counts, size, cameras, knobs, generator
     version): part of the cache key, so changing a knob's default can never reuse a stale cached dataset."""
-    import hashlib
-    import json
-
     spec = json.dumps([GENERATOR_VERSION, dataclasses.asdict(preset)], sort_keys=True, default=list)
     return hashlib.sha256(spec.encode()).hexdigest()[:8]
 
