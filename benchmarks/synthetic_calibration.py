@@ -19,6 +19,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -54,6 +55,14 @@ def load_images(samples: list[Sample], height: int, width: int) -> np.ndarray:
                 img = img.resize((width, height), Image.BILINEAR)
             out[i] = np.asarray(img)
     return out
+
+
+def masks_of(samples: list[Sample]) -> list[Sample]:
+    """The same records with each image path replaced by its part mask's (every sample must have one)."""
+    missing = [s.path for s in samples if not s.mask_path]
+    if missing:
+        raise SystemExit(f"--inputs masks: {len(missing)} images have no mask, e.g. {missing[0]}")
+    return [dataclasses.replace(s, path=s.mask_path) for s in samples]
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -297,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="mixed: every BatchNorm sees the modalities together (default); multi: the shared "
                          "stem sees one modality at a time (backbone.forward_multi)")
     ap.add_argument("--skip-floors", action="store_true", help="skip (a) and (b)")
+    ap.add_argument("--inputs", choices=("images", "masks"), default="images",
+                    help="masks: every matcher sees the part masks under masks/ instead of the images (how much "
+                         "identity the shape input of IMSL's SMR carries)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -306,8 +318,6 @@ def main(argv: list[str] | None = None) -> int:
 
     knobs = dict(parse_knob(k) for k in args.knob)
     if args.train_ids or args.train_shots:  # a one-off preset variant, for sizing experiments
-        import dataclasses
-
         base = PRESETS[args.preset]
         variant = dataclasses.replace(base, name=f"{base.name}-variant", train_ids=args.train_ids or base.train_ids,
                                       train_shots=args.train_shots or base.train_shots)
@@ -325,11 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     gen_s = time.perf_counter() - t0
     ds = GenericDataset.from_root(root)
     test = sorted({s for p in ds.protocols.values() for s in p.query}, key=lambda s: s.path)
+    if args.inputs == "masks":
+        ds.train, test = masks_of(ds.train), masks_of(test)
     height, width = np.asarray(Image.open(ds.train[0].path)).shape[:2]
     height, width = args.height or height, args.width or width
     train_images = load_images(ds.train, height, width)
     test_images = load_images(test, height, width)
-    results: dict = {"root": str(root), "preset": args.preset, "seed": args.seed, "knobs": knobs,
+    results: dict = {"root": str(root), "inputs": args.inputs, "preset": args.preset, "seed": args.seed, "knobs": knobs,
                      "generate_s": round(gen_s, 1), "train_images": len(ds.train), "test_images": len(test),
                      "size": [int(height), int(width)], "iterations": args.iterations,
                      "load_before": round(os.getloadavg()[0], 2)}

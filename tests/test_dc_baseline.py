@@ -318,7 +318,8 @@ def test_channel_exchange_only_on_visible_images():
 
     from reidkit.data.transforms import train_transform
 
-    assert _build().train_transforms("visible") is None
+    assert _build(DCBaselineConfig(channel_exchange_p=0.0)).train_transforms("visible") is None
+    assert _build().train_transforms("visible") is not None  # on by default (p = 0.5)
     method = _build(DCBaselineConfig(channel_exchange_p=1.0))
     assert method.train_transforms("infrared") is None
     (transform,) = method.train_transforms("visible")
