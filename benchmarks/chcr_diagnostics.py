@@ -13,7 +13,7 @@ TRAINING set:
   the dropped ones are wrong more often;
 * optionally an eps sweep (``--eps``) of level 1.
 
-    python benchmarks/chcr_diagnostics.py runs/chcr-ladder/synthetic-standard/chcr/4-full/seed0
+    python benchmarks/chcr_diagnostics.py runs/bench-ablations/synthetic-standard/chcr/full/seed0
     python benchmarks/chcr_diagnostics.py --untrained --set data.preset=standard --eps 0.4 0.5 0.6
 
 Only for diagnostics: it reads identities through a context that allows it (``uses_labels=True``).
