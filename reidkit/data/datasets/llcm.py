@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
+from reidkit.data.datasets.layout import attach_masks, list_images, read_id_line, resolve_root
 from reidkit.data.datasets.regdb import read_labelled_list
-from reidkit.data.datasets.sysu_mm01 import attach_masks, list_images, read_id_line, resolve_root
 from reidkit.data.records import Sample
 from reidkit.evaluation.protocols import seeded_gallery
 

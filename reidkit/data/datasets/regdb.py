@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
-from reidkit.data.datasets.sysu_mm01 import attach_masks, resolve_root
+from reidkit.data.datasets.layout import attach_masks, resolve_root
 from reidkit.data.records import Sample
 
 MODALITIES = {"visible": 1, "thermal": 2}  # modality -> camera id

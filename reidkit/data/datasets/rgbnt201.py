@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
 from reidkit.data.datasets.generic import IMAGE_SUFFIXES
-from reidkit.data.datasets.sysu_mm01 import attach_masks, resolve_root
+from reidkit.data.datasets.layout import attach_masks, resolve_root
 from reidkit.data.records import Sample
 
 MODALITIES = ("visible", "nir", "tir")
