@@ -167,7 +167,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     from reidkit.engine.run import resolve_run_config
 
     cfg = resolve_run_config(_method_from_args(args), config_file=args.config, overrides=args.set or [])
-    sys.stdout.write(dump(cfg))
+    sys.stdout.write(dump(cfg, comments=args.comments))
     return 0
 
 
@@ -245,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="print the resolved default config of a method as YAML")
     config_args(p)
+    p.add_argument("--comments", action="store_true",
+                   help="annotate every key with its help text, choices and bounds")
     p.set_defaults(func=cmd_config)
 
     data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)

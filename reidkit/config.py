@@ -225,9 +225,48 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def dump(cfg: RunConfig) -> str:
-    """The resolved configuration as YAML (what ``config.yaml`` in a run directory holds)."""
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+def dump(cfg: RunConfig, *, comments: bool = False) -> str:
+    """The resolved configuration as YAML (what ``config.yaml`` in a run directory holds).
+
+    With ``comments``, every key documented with :func:`option` carries its help text, choices and bounds
+    as a trailing ``# ...`` comment (``reidkit config --comments``); the YAML loads to the same data.
+    """
+    if not comments:
+        return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    return "\n".join(_commented_lines(cfg, 0)) + "\n"
+
+
+def describe_option(f: dataclasses.Field) -> str:
+    """One line: a field's help text, its choices and bounds (empty when it has none)."""
+    meta = f.metadata or {}
+    parts = [meta["help"]] if meta.get("help") else []
+    if meta.get("choices"):
+        parts.append("one of " + ", ".join(str(c) for c in meta["choices"]))
+    bounds = [f"{sym} {meta[key]}" for key, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+              if meta.get(key) is not None]
+    if bounds:
+        parts.append(" and ".join(bounds))
+    return "; ".join(parts)
+
+
+def _flow(value: Any) -> str:
+    """``value`` as one line of YAML (flow style for lists and mappings)."""
+    text = yaml.safe_dump(to_dict(value), default_flow_style=True, width=10**6)
+    return text.removesuffix("\n...\n").rstrip("\n")
+
+
+def _commented_lines(obj: Any, depth: int) -> list[str]:
+    pad = "  " * depth
+    lines = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        note = describe_option(f)
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{pad}{f.name}:" + (f"  # {note}" if note else ""))
+            lines += _commented_lines(value, depth + 1)
+            continue
+        lines.append(f"{pad}{f.name}: {_flow(value)}" + (f"  # {note}" if note else ""))
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -38,6 +38,17 @@ def test_config_prints_resolved_yaml(with_example, capsys):
     assert set(doc) >= {"seed", "output", "data", "model", "optim", "eval", "method_args"}
 
 
+def test_config_comments_keep_the_yaml(capsys):
+    import yaml
+
+    assert main(["config", "--method", "dc-baseline"]) == 0
+    plain = capsys.readouterr().out
+    assert main(["config", "--method", "dc-baseline", "--comments"]) == 0
+    commented = capsys.readouterr().out
+    assert yaml.safe_load(commented) == yaml.safe_load(plain)
+    assert "  channel_exchange_p: 0.5  # probability that a visible training image" in commented
+
+
 def test_list_shows_installed_backbones(capsys):
     assert main(["list", "backbones"]) == 0
     assert "resnet-mini" in capsys.readouterr().out
