@@ -313,3 +313,27 @@ def test_eval_visualize_on_a_trained_checkpoint(example_method, tiny_root, tmp_p
     bad = parser.parse_args(["--checkpoint", ckpt, "--visualize", "3"])
     with pytest.raises(ConfigError, match="needs --output"):
         commands.visualize_checkpoint(bad)
+
+
+def test_environment_summary_marks_runs_of_modified_code():
+    from reidkit.bench.results import RunRecord, environment_summary
+
+    def record(i: int, env: dict) -> RunRecord:
+        return RunRecord(id=f"r{i}", dataset="d", method="m", variant=None, seed=i, trial=None, dir=Path("."),
+                         status="done", env=env)
+
+    commit = "0123456789abcdef"
+    summary = environment_summary([record(0, {"git_commit": commit, "git_dirty": False}),
+                                   record(1, {"git_commit": commit, "git_dirty": True}),
+                                   record(2, {"git_commit": commit})])  # run dirs from before git_dirty
+    assert summary["git_commit"] == ["0123456789ab", "0123456789ab+dirty"]
+
+
+def test_run_environment_records_whether_the_checkout_was_modified():
+    import torch
+
+    from reidkit.engine.run import environment
+
+    env = environment(torch.device("cpu"), seed=0)
+    assert "git_dirty" in env
+    assert (env["git_commit"] is None) == (env["git_dirty"] is None)

@@ -259,5 +259,7 @@ def environment_summary(records: Iterable[RunRecord]) -> dict[str, list[str]]:
             for k in keys:
                 if r.env.get(k) is not None:
                     value = str(r.env[k])
-                    seen[k][value[:12] if k == "git_commit" else value] = None
+                    if k == "git_commit":  # short hash; "+dirty" when tracked files had local changes
+                        value = value[:12] + ("+dirty" if r.env.get("git_dirty") else "")
+                    seen[k][value] = None
     return {k: list(v) for k, v in seen.items() if v}

@@ -86,6 +86,16 @@ def default_output(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.method}-{cfg.data.dataset}-{stamp}"
 
 
+def _git(*args: str) -> str | None:
+    """Output of a git command run in reidkit's source folder; None outside a checkout or without git."""
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except Exception:
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 def environment(device: torch.device, seed: int) -> dict[str, Any]:
     """Versions, git commit, device and seed: what ``env.json`` records."""
     import numpy
@@ -96,13 +106,11 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         faiss_version = getattr(faiss, "__version__", "unknown")
     except Exception:  # faiss is optional at run time
         faiss_version = None
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    except Exception:
-        commit = None
+    commit = _git("rev-parse", "HEAD")
+    # tracked files changed since that commit: the commit alone does not say what code ran
+    dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
     env = {
-        "reidkit": __version__, "git_commit": commit, "python": platform.python_version(),
+        "reidkit": __version__, "git_commit": commit, "git_dirty": dirty, "python": platform.python_version(),
         "torch": torch.__version__, "numpy": numpy.__version__, "scikit-learn": sklearn.__version__,
         "faiss": faiss_version, "platform": platform.platform(), "device": str(device),
         "cpu_threads": torch.get_num_threads(), "seed": seed,
