@@ -337,3 +337,15 @@ def test_run_environment_records_whether_the_checkout_was_modified():
     env = environment(torch.device("cpu"), seed=0)
     assert "git_dirty" in env
     assert (env["git_commit"] is None) == (env["git_dirty"] is None)
+
+
+def test_a_key_added_after_a_run_counts_as_its_default(tmp_path):
+    out = tmp_path / "bench"
+    same = dict(r1=0.5, m_ap=0.4, m_inp=0.2, wall=1, cluster=None, ari=0.1)
+    write_run(out, "d/chcr/old/seed0", method="chcr", seed=0, **same)  # made before eval.every existed
+    write_run(out, "d/chcr/old/seed1", method="chcr", seed=1, **same, config_extra={"eval": {"every": 0}})
+    write_run(out, "d/chcr/new/seed0", method="chcr", seed=0, **same)
+    write_run(out, "d/chcr/new/seed1", method="chcr", seed=1, **same, config_extra={"eval": {"every": 3}})
+    md = write_report(out)
+    assert table_row(md, "chcr / old")[0] == "chcr / old"  # same configuration: no mark
+    assert table_row(md, "chcr / new †")[0] == "chcr / new †"  # a real difference is still flagged

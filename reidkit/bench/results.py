@@ -10,6 +10,7 @@ mean and the *sample* standard deviation (ddof = 1), which is undefined for a si
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -21,7 +22,7 @@ from typing import Any, Iterable
 import yaml
 
 from reidkit.bench.runner import FAILED_FILE, SUITE_INDEX, run_status
-from reidkit.config import ConfigError
+from reidkit.config import ConfigError, deep_merge
 
 _LEAF = re.compile(r"^seed(\d+)(?:-trial(\d+))?$")
 #: config keys that may differ between the runs of one row
@@ -111,7 +112,7 @@ class Row:
 
     def configs_differ(self) -> bool:
         """True when finished runs differ in config beyond seed, output and RegDB trial."""
-        configs = [_strip_replicate(r.config) for r in self.done if r.config is not None]
+        configs = [_strip_replicate(_with_defaults(r.config, r.method)) for r in self.done if r.config is not None]
         return any(c != configs[0] for c in configs[1:])
 
 
@@ -135,6 +136,28 @@ def cluster_share(metrics: dict[str, Any]) -> float | None:
 def final_epoch_value(metrics: dict[str, Any], key: str) -> float | None:
     epochs = metrics.get("epochs") or []
     return _num_or_none(epochs[-1].get(key)) if epochs else None
+
+
+@functools.lru_cache(maxsize=None)
+def _method_defaults(method: str) -> str | None:
+    """The method's resolved default config as JSON (cached); None when it cannot be resolved here."""
+    try:
+        from reidkit.config import to_dict
+        from reidkit.engine.run import resolve_run_config
+
+        return json.dumps(to_dict(resolve_run_config(method)))
+    except Exception:  # not installed here, or its defaults do not resolve: compare the files as they are
+        return None
+
+
+def _with_defaults(config: dict[str, Any], method: str) -> dict[str, Any]:
+    """``config`` with the keys it lacks filled in from the method's current defaults.
+
+    A run made before a config key existed has no entry for it (e.g. ``eval.every``); it ran as that key's
+    default, so it must not count as a different configuration. Keys the run has are never changed.
+    """
+    defaults = _method_defaults(method)
+    return deep_merge(json.loads(defaults), config) if defaults else config
 
 
 def _strip_replicate(config: dict[str, Any]) -> dict[str, Any]:
