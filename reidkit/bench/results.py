@@ -112,7 +112,8 @@ class Row:
 
     def configs_differ(self) -> bool:
         """True when finished runs differ in config beyond seed, output and RegDB trial."""
-        configs = [_strip_replicate(_with_defaults(r.config, r.method)) for r in self.done if r.config is not None]
+        configs = [_strip_replicate(_with_defaults(r.config, r.method))
+                   for r in self.done if r.config is not None]
         return any(c != configs[0] for c in configs[1:])
 
 
