@@ -274,6 +274,21 @@ def train_supervised(images: np.ndarray, samples: list[Sample], modalities: tupl
     return model
 
 
+def score_run(run_dir: Path, test: list[Sample]) -> tuple[dict, int, str]:
+    """A finished reidkit run's last model on the calibration's test images: (scores, steps, method)."""
+    from reidkit.engine.run import restore_checkpoint
+
+    restored = restore_checkpoint(run_dir / "checkpoints" / "last.pt", device="cpu")
+    by_path = {s.path: s for p in restored.dataset.protocols.values() for s in [*p.query, *p.gallery_pool]}
+    missing = [s.path for s in test if s.path not in by_path]
+    if missing:
+        raise SystemExit(f"--from-run: {run_dir} was trained on other data ({missing[0]} is not in its test set)")
+    feats = restored.trainer().features_fn([by_path[s.path] for s in test]).numpy()
+    optim = restored.cfg.optim
+    return (evaluate(feats, test, tuple(restored.dataset.modalities)), optim.epochs * optim.iterations,
+            restored.cfg.method)
+
+
 # ------------------------------------------------------------------------------------------------------
 # main
 # ------------------------------------------------------------------------------------------------------
@@ -306,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="mixed: every BatchNorm sees the modalities together (default); multi: the shared "
                          "stem sees one modality at a time (backbone.forward_multi)")
     ap.add_argument("--skip-floors", action="store_true", help="skip (a) and (b)")
+    ap.add_argument("--from-run", type=Path,
+                    help="a finished `reidkit run` on this preset: score its last model as matcher (c) with the "
+                         "same evaluation (every modality pair, intra included) instead of training one here")
     ap.add_argument("--inputs", choices=("images", "masks"), default="images",
                     help="masks: every matcher sees the part masks under masks/ instead of the images (how much "
                          "identity the shape input of IMSL's SMR carries)")
@@ -361,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         results[f"random_{bn}_bn"] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
         log.info("random init (%s BN) %s", bn, results[f"random_{bn}_bn"])
 
-    if not args.skip_supervised:
+    if args.from_run:
+        results["supervised"], results["iterations"], results["from_run"] = score_run(args.from_run, test)
+        log.info("%s %s", args.from_run, summarise(results["supervised"]))
+    elif not args.skip_supervised:
         t1 = time.perf_counter()
         model = train_supervised(train_images, ds.train, ds.modalities, iterations=args.iterations,
                                  ids_per_batch=args.ids_per_batch, per_id=args.per_id, lr=args.lr,

@@ -65,7 +65,10 @@ def calibration_table(paths: list[Path]) -> str:
         knobs = ", ".join(f"{k}={v:g}" for k, v in res.get("knobs", {}).items()) or "defaults"
         for key, row in res["summary"].items():
             steps = res.get("iterations", "") if key == "supervised" else ""
-            rows.append(f"| {res['preset']} | {knobs} | {names.get(key, key)} | {row['cross_mAP']:.3f} | "
+            name = names.get(key, key)
+            if key == "supervised" and res.get("from_run"):  # a reidkit run's model (--from-run)
+                name = f"(c) supervised `{res['from_run']}` (reidkit run)"
+            rows.append(f"| {res['preset']} | {knobs} | {name} | {row['cross_mAP']:.3f} | "
                         f"{row['cross_rank1']:.3f} | {row['intra_mAP']:.3f} | {row['intra_rank1']:.3f} | {steps} |")
     return "\n".join(rows)
 
