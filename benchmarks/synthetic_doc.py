@@ -68,6 +68,8 @@ def calibration_table(paths: list[Path]) -> str:
             name = names.get(key, key)
             if key == "supervised" and res.get("from_run"):  # a reidkit run's model (--from-run)
                 name = f"(c) supervised `{res['from_run']}` (reidkit run)"
+            if res.get("inputs") == "masks":  # the matcher saw the part masks, not the images (--inputs masks)
+                name = f"{name}, **on the masks**"
             rows.append(f"| {res['preset']} | {knobs} | {name} | {row['cross_mAP']:.3f} | "
                         f"{row['cross_rank1']:.3f} | {row['intra_mAP']:.3f} | {row['intra_rank1']:.3f} | {steps} |")
     return "\n".join(rows)
