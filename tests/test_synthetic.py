@@ -83,7 +83,11 @@ def test_aligned_three_modality_preset_shares_geometry(tiny3m):
     some = stems["visible"][0]
     masks = [read_mask(tiny3m / "masks" / "train" / m / some) for m in ds.modalities]
     assert all(np.array_equal(masks[0], m) for m in masks[1:])
-    assert len(ds.protocols) == 6
+    assert sorted(ds.protocols) == sorted([
+        "visible-to-nir", "visible-to-tir", "nir-to-visible", "nir-to-tir", "tir-to-visible", "tir-to-nir",
+        "nir-to-tir+visible", "tir-to-nir+visible", "visible-to-nir+tir"])  # galleries in dataset order
+    both = ds.protocols["tir-to-nir+visible"]
+    assert len(both.gallery_pool) == len(ds.protocols["tir-to-visible"].gallery_pool) * 2
 
 
 def test_knob_overrides_change_images_and_bad_names_fail(tiny, tmp_path):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
 from reidkit.data.records import Sample
@@ -51,15 +51,26 @@ def scan_split(root: Path, split: str, *, mask_root: Path | None = None) -> list
 
 
 def modality_pair_protocols(test: Sequence[Sample], modalities: Sequence[str]) -> dict[str, Protocol]:
-    """``<q>-to-<g>`` for every ordered pair of distinct modalities."""
-    by_modality = {m: [s for s in test if s.modality == m] for m in modalities}
+    """The protocols of :func:`modality_protocols` for ``test`` split by modality (in ``modalities`` order)."""
+    return modality_protocols({m: [s for s in test if s.modality == m] for m in modalities})
+
+
+def modality_protocols(test: Mapping[str, Sequence[Sample]], *, exclusion: str = "same-id-same-camera",
+                       info: Mapping[str, Any] | None = None) -> dict[str, Protocol]:
+    """``<q>-to-<g>`` for every ordered pair of distinct modalities with images and, with three or more,
+    ``<q>-to-<g1>+<g2>``: one query modality against the gallery of all the others together (IMSL's
+    one-versus-the-other-two setting). Modality order is ``test``'s."""
+    present = [m for m, samples in test.items() if samples]
     protocols = {}
-    for q in modalities:
-        for g in modalities:
-            if q != g and by_modality[q] and by_modality[g]:
-                name = f"{q}-to-{g}"
-                protocols[name] = Protocol.single(name, by_modality[q], by_modality[g],
-                                                  exclusion="same-id-same-camera")
+    for q in present:
+        others = [g for g in present if g != q]
+        galleries = [(g, list(test[g])) for g in others]
+        if len(others) >= 2:
+            galleries.append(("+".join(others), [s for g in others for s in test[g]]))
+        for g, gallery in galleries:
+            name = f"{q}-to-{g}"
+            protocols[name] = Protocol.single(name, list(test[q]), gallery, exclusion=exclusion,
+                                              info=dict(info or {}))
     return protocols
 
 

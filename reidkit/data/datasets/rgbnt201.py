@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
 from reidkit.data.datasets.generic import IMAGE_SUFFIXES
+from reidkit.data.datasets.generic import modality_protocols as generic_protocols
 from reidkit.data.datasets.layout import attach_masks, resolve_root
 from reidkit.data.records import Sample
 
@@ -76,18 +77,7 @@ def imsl_samples(folder: Path, modality: str | None = None) -> list[Sample]:
 
 def modality_protocols(test: dict[str, list[Sample]], exclusion: str, info: dict) -> dict[str, Protocol]:
     """The six directed pairs and the three one-versus-two settings available from ``test``."""
-    present = [m for m in MODALITIES if test.get(m)]
-    protocols = {}
-    for q in present:
-        others = [g for g in present if g != q]
-        for g in others:
-            protocols[f"{q}-to-{g}"] = Protocol.single(f"{q}-to-{g}", test[q], test[g], exclusion=exclusion,
-                                                       info=dict(info))
-        if len(others) == 2:
-            name = f"{q}-to-{others[0]}+{others[1]}"
-            protocols[name] = Protocol.single(name, test[q], test[others[0]] + test[others[1]],
-                                              exclusion=exclusion, info=dict(info))
-    return protocols
+    return generic_protocols({m: test.get(m, []) for m in MODALITIES}, exclusion=exclusion, info=info)
 
 
 class RGBNT201(ReIDDataset):
