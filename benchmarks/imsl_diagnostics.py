@@ -1,6 +1,6 @@
 """Why does SMR not help IMSL on the synthetic data? Training-log diagnostics of the ablation runs.
 
-Reads the per-epoch logs (``metrics.jsonl``) of the IMSL variants of a ``synthetic-ablations`` benchmark
+Reads the per-epoch records (``metrics.json``) of the IMSL variants of a ``synthetic-ablations`` benchmark
 folder and prints, per variant and epoch (mean over the finished seeds):
 
 - the pseudo-label ARI against the hidden identities (the engine's diagnostic; never fed back);
@@ -19,17 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+from reidkit.bench.results import collect_runs
+
 VARIANTS = ("1-mmc", "2-mmc+mil", "full", "4-with-mmre")
 
 
-def epoch_logs(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
 def variant_logs(folder: Path, variant: str) -> list[list[dict]]:
-    """The epoch logs of every finished seed of one IMSL variant."""
-    runs = sorted(p.parent for p in folder.glob(f"*/imsl/{variant}/seed*/metrics.json"))
-    return [epoch_logs(r) for r in runs]
+    """The epoch records (``metrics.json`` ``epochs``) of every finished seed of one IMSL variant."""
+    _, records = collect_runs(folder)
+    return [r.metrics.get("epochs", []) for r in records
+            if r.method == "imsl" and r.variant == variant and r.status == "done"]
 
 
 def summarise(logs: list[list[dict]], epochs: list[int], smr_align_weight: float = 0.25) -> list[dict]:

@@ -11,30 +11,31 @@ variant, seed by seed, and their mean:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from reidkit.bench.results import collect_runs
 
-def mean_map(run_dir: Path) -> float:
+
+def mean_map(metrics: dict) -> float:
     """Mean over the run's protocols of the final mAP, in %."""
-    results = json.loads((run_dir / "metrics.json").read_text())["results"]
-    return 100.0 * float(np.mean([r["mAP"] for r in results.values()]))
+    return 100.0 * float(np.mean([r["mAP"] for r in metrics["results"].values()]))
 
 
 def paired(folder: Path, method: str, reference: str) -> dict[str, dict[int, float]]:
     """``{variant: {seed: mean mAP(variant) - mean mAP(reference)}}`` over the seeds both finished."""
+    _, records = collect_runs(folder)
     runs: dict[str, dict[int, float]] = {}
-    for path in sorted(folder.glob(f"*/{method}/*/seed*/metrics.json")):
-        variant, seed = path.parent.parent.name, int(path.parent.name.removeprefix("seed"))
-        runs.setdefault(variant, {})[seed] = mean_map(path.parent)
+    for r in records:
+        if r.method == method and r.status == "done" and r.seed is not None:
+            runs.setdefault(r.variant or "", {})[r.seed] = mean_map(r.metrics)
     if reference not in runs:
         raise SystemExit(f"no finished run of {method}/{reference} under {folder} (found: {sorted(runs)})")
     ref = runs[reference]
     return {v: {s: score - ref[s] for s, score in sorted(seeds.items()) if s in ref}
-            for v, seeds in runs.items() if v != reference}
+            for v, seeds in sorted(runs.items()) if v != reference}
 
 
 def main(argv: list[str] | None = None) -> int:

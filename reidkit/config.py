@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import operator
 import types
 import typing
 from dataclasses import dataclass, field
@@ -175,6 +176,11 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     return value
 
 
+#: the bound keywords of :func:`option`: (key, symbol, test)
+_BOUNDS = (("ge", ">=", operator.ge), ("gt", ">", operator.gt),
+           ("le", "<=", operator.le), ("lt", "<", operator.lt))
+
+
 def _check_meta(value: Any, meta: Mapping[str, Any], path: str) -> None:
     if value is None:
         return
@@ -182,8 +188,7 @@ def _check_meta(value: Any, meta: Mapping[str, Any], path: str) -> None:
     if choices and value not in choices:
         raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(repr, choices))}"
                           + _suggest(str(value), [str(c) for c in choices]).replace("known keys", "choices"))
-    for key, ok, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
-                          ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
+    for key, word, ok in _BOUNDS:
         bound = meta.get(key)
         if bound is not None and isinstance(value, (int, float)) and not ok(value, bound):
             raise ConfigError(f"{path}: {value!r} is out of range (must be {word} {bound})")
@@ -242,8 +247,7 @@ def describe_option(f: dataclasses.Field) -> str:
     parts = [meta["help"]] if meta.get("help") else []
     if meta.get("choices"):
         parts.append("one of " + ", ".join(str(c) for c in meta["choices"]))
-    bounds = [f"{sym} {meta[key]}" for key, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-              if meta.get(key) is not None]
+    bounds = [f"{sym} {meta[key]}" for key, sym, _ in _BOUNDS if meta.get(key) is not None]
     if bounds:
         parts.append(" and ".join(bounds))
     return "; ".join(parts)

@@ -25,9 +25,8 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
-from reidkit.data.datasets.generic import IMAGE_SUFFIXES
-from reidkit.data.datasets.generic import modality_protocols as generic_protocols
+from reidkit.data.datasets.base import DatasetError, ReIDDataset
+from reidkit.data.datasets.generic import IMAGE_SUFFIXES, modality_protocols
 from reidkit.data.datasets.layout import attach_masks, resolve_root
 from reidkit.data.records import Sample
 
@@ -75,11 +74,6 @@ def imsl_samples(folder: Path, modality: str | None = None) -> list[Sample]:
     return samples
 
 
-def modality_protocols(test: dict[str, list[Sample]], exclusion: str, info: dict) -> dict[str, Protocol]:
-    """The six directed pairs and the three one-versus-two settings available from ``test``."""
-    return generic_protocols({m: test.get(m, []) for m in MODALITIES}, exclusion=exclusion, info=info)
-
-
 class RGBNT201(ReIDDataset):
     name = "rgbnt201"
     official_counts = {  # 171 training / 30 test identities (train_171); image counts not verified
@@ -106,7 +100,8 @@ class RGBNT201(ReIDDataset):
             raise DatasetError(f"{root}: no training images (expected {LAYOUT})")
         exclusion = "aligned-twin" if exclude_aligned_twin else "none"
         info = {"layout": layout, "aligned_twin": "excluded" if exclude_aligned_twin else "kept"}
-        protocols = modality_protocols(test, exclusion, info)
+        protocols = modality_protocols({m: test.get(m, []) for m in MODALITIES}, exclusion=exclusion,
+                                       info=info)
         if not protocols:
             raise DatasetError(f"{root}: the test split needs images of two modalities or more ({LAYOUT})")
         modalities = tuple(m for m in MODALITIES if any(s.modality == m for s in train) or test.get(m))
