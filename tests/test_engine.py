@@ -159,7 +159,24 @@ def test_label_diagnostics_on_a_hand_case():
     assert d["label_ari"] == pytest.approx(1.0)
     assert d["label_purity"] == pytest.approx(1.0)
     assert d["mixed_cluster_share"] == pytest.approx(1 / 3)
+    assert d["cross_pair_precision"] == pytest.approx(1.0)  # the one cross pair (cluster 0) is one person
     assert cluster_counts(labels) == {"clusters": 3, "outliers": pytest.approx(1 / 6)}
+
+
+def test_cross_pair_precision_counts_pairs_across_modalities_only():
+    rng = np.random.default_rng(0)
+    labels, truth, modality = rng.integers(0, 4, 60), rng.integers(0, 6, 60), rng.integers(0, 3, 60)
+    same = total = 0  # brute force over every unordered pair
+    for i in range(60):
+        for j in range(i + 1, 60):
+            if labels[i] == labels[j] and modality[i] != modality[j]:
+                total += 1
+                same += truth[i] == truth[j]
+    assert label_diagnostics(labels, truth, modality)["cross_pair_precision"] == pytest.approx(same / total)
+    # a cluster that is pure within each modality but pairs two people across them scores 0
+    d = label_diagnostics(np.array([0, 0, 0, 0]), np.array([1, 1, 2, 2]), np.array([0, 0, 1, 1]))
+    assert d["cross_pair_precision"] == 0.0
+    assert label_diagnostics(np.array([0, 1]), np.array([1, 1]), np.array([0, 1]))["cross_pair_precision"] == 0.0
 
 
 def test_learning_rate_schedules():

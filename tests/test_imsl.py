@@ -339,3 +339,37 @@ def test_shape_source_masks_without_masks_is_a_clear_error(tmp_path):
     _, trainer = _tiny_trainer(root, ["method_args.shape_source=masks"])
     with pytest.raises(FileNotFoundError, match="data.mask_root"):
         trainer.fit()
+
+
+def test_cluster_shape_weight_clusters_image_and_mask_features_together(tmp_path, monkeypatch):
+    import reidkit_methods.imsl.method as imsl_method
+    from reidkit.method import EpochContext
+    from reidkit.testing import make_tiny_dataset
+
+    root = make_tiny_dataset(tmp_path / "data")
+    seen = {}
+
+    def spy(feats, *args, **kwargs):
+        seen["feats"] = feats
+        return mmc(feats, *args, **kwargs)
+
+    monkeypatch.setattr(imsl_method, "mmc", spy)
+    # SMR off: the shape still feeds the clustering, so the masks are still loaded
+    method, trainer = _tiny_trainer(root, ["method_args.cluster_shape_weight=2.0", "method_args.smr=false"])
+    assert method.needs_masks and method.mask_memory is None
+    ds = trainer.dataset
+    ctx = EpochContext(epoch=0, num_epochs=1, train=ds.train, modalities=ds.modalities, device=torch.device("cpu"),
+                       uses_labels=False, extract_fn=trainer._extract_train, seed=0)
+    plan = method.prepare_epoch(ctx)
+    image, mask = ctx.features().float(), ctx.extract(source="mask").float()
+    expected = F.normalize(torch.cat([image, 2.0 * mask], dim=1), dim=1)
+    assert seen["feats"].shape == (len(ds.train), 2 * image.shape[1])
+    torch.testing.assert_close(seen["feats"], expected)
+    assert len(plan.labels) == len(ds.train)
+
+    method0, trainer0 = _tiny_trainer(root, ["method_args.smr=false"])  # official: image features only
+    assert not method0.needs_masks
+    method0.prepare_epoch(EpochContext(epoch=0, num_epochs=1, train=ds.train, modalities=ds.modalities,
+                                       device=torch.device("cpu"), uses_labels=False,
+                                       extract_fn=trainer0._extract_train, seed=0))
+    assert seen["feats"].shape[1] == image.shape[1]

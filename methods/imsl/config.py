@@ -15,6 +15,12 @@ Every module of the paper is a switch (METHODS.md §3): ``clustering`` (MMC or p
 * ``mask_bn_stats`` (true): mask batches update the BatchNorm running statistics, as in the official
   code where masks go through the same network in train mode (§3.12.8).
 * ``mmre`` (false): MMRE is not in the released code; the reconstruction of §3.10 is opt-in.
+
+One extension, off by default: ``cluster_shape_weight`` w > 0 lets the shape feed the clustering back
+("MMC iterates with SMR", the abstract), where the official code only lets MMC's labels guide SMR. MMC
+then clusters ``L2norm([f_i, w * g_i])``, the image feature f_i next to its mask feature g_i (same shape
+source as SMR). A mask carries no modality, so its feature is the one cue that can put a visible and an
+infrared image of one person in the same cluster before the image features align (benchmarks/imsl.md).
 """
 from __future__ import annotations
 
@@ -60,6 +66,9 @@ class IMSLConfig:
     smr_label_smoothing: float = option(0.1, ge=0, lt=1, help="label smoothing of the mask CE (official 0.1)")
     smr_momentum: float = option(0.2, ge=0, lt=1, help="mask-cluster memory: weight of the old value")
     smr_align_weight: float = option(0.25, ge=0, help="weight of the image-to-mask alignment (official 0.25)")
+    cluster_shape_weight: float = option(
+        0.0, ge=0, help="MMC clusters L2norm([f, w * g]) of the image feature f and shape feature g; "
+                        "0 = image features only (official). Extension, see the module docstring")
 
     # -- MMRE: multi-modality reliability estimation (§3.10, reconstructed) -----------------------------
     mmre: bool = option(False, help="per-sample weights normalised per modality on L_off, L_on, L_ce")

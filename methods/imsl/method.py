@@ -26,7 +26,7 @@ from reidkit.method import BuildContext, EpochContext, EpochPlan, Method, ModalB
 from reidkit.models.memory import ClusterMemory, ProxyMemory
 from reidkit_methods.imsl.config import IMSLConfig, cluster_count
 from reidkit_methods.imsl.mil import offline_association_loss, online_association_loss, online_ranking
-from reidkit_methods.imsl.mmc import mmc
+from reidkit_methods.imsl.mmc import mmc, modality_mean_centroids
 from reidkit_methods.imsl.mmre import reliability_weights
 from reidkit_methods.imsl.proxies import build_proxies, group_means
 from reidkit_methods.imsl.smr import ProjectionHead, alignment_loss, frozen_bn_stats, silhouette
@@ -66,9 +66,11 @@ class IMSL(Method):
         self.projection = ProjectionHead(self.backbone.feat_dim) if cfg.smr else None
         self.k = cluster_count(cfg, num_train=build.num_train, num_train_ids=build.num_train_ids,
                                num_modalities=len(self.modalities))
-        # the engine reads needs_masks on the instance: masks are loaded only when SMR reads them from disk
-        self.needs_masks = cfg.smr and cfg.shape_source != "silhouette"
-        self.shape_from_image = cfg.smr and cfg.shape_source == "silhouette"
+        # shape maps feed SMR and, with cluster_shape_weight > 0, the clustering
+        self.uses_shape = cfg.smr or cfg.cluster_shape_weight > 0
+        # the engine reads needs_masks on the instance: masks are loaded only when shapes come from disk
+        self.needs_masks = self.uses_shape and cfg.shape_source != "silhouette"
+        self.shape_from_image = self.uses_shape and cfg.shape_source == "silhouette"
         # per-epoch state, rebuilt by prepare_epoch (memories and buffers are not saved in checkpoints)
         dim = self.backbone.feat_dim
         self.proxy_memory = ProxyMemory(dim, temperature=cfg.mil_temperature, momentum=cfg.mil_momentum,
@@ -89,10 +91,24 @@ class IMSL(Method):
         modality_ids = torch.as_tensor(ctx.modality_ids, dtype=torch.int64, device=device)
         feats = ctx.features().to(device).float()
 
+        info: dict[str, float] = {}
+        mask_feats = None
+        if self.uses_shape:
+            t1 = time.perf_counter()
+            mask_feats = self._mask_features(ctx).to(device).float()
+            info["time_mask_features_s"] = time.perf_counter() - t1
+            info["shape_from_image"] = float(self.shape_from_image)
+
         t0 = time.perf_counter()
-        labels, centroids = mmc(feats, modality_ids, self.k, iterations=cfg.kmeans_iterations,
+        cluster_on = feats
+        if cfg.cluster_shape_weight:
+            cluster_on = F.normalize(torch.cat([feats, cfg.cluster_shape_weight * mask_feats], dim=1), dim=1)
+        labels, centroids = mmc(cluster_on, modality_ids, self.k, iterations=cfg.kmeans_iterations,
                                 generator=ctx.generator, update=cfg.clustering)
-        info: dict[str, float] = {"k": float(self.k), "time_cluster_s": time.perf_counter() - t0}
+        if cfg.cluster_shape_weight:  # MMRE's centroid distances are in the image-feature space
+            centroids = modality_mean_centroids(feats, labels, modality_ids, int(centroids.shape[0]),
+                                                num_modalities)[0]
+        info.update({"k": float(self.k), "time_cluster_s": time.perf_counter() - t0})
         num_clusters = int(centroids.shape[0])
 
         if cfg.mil:
@@ -105,13 +121,8 @@ class IMSL(Method):
         else:
             self.cluster_memory.reset(group_means(feats, labels, num_clusters))
 
-        mask_feats = None
         if cfg.smr:
-            t1 = time.perf_counter()
-            mask_feats = self._mask_features(ctx).to(device).float()
             self.mask_memory.reset(group_means(mask_feats, labels, num_clusters))
-            info["time_mask_features_s"] = time.perf_counter() - t1
-            info["shape_from_image"] = float(self.shape_from_image)
 
         if cfg.mmre:
             self.sample_weight = reliability_weights(

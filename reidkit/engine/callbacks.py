@@ -49,7 +49,7 @@ def _fmt(value: Any) -> str:
 class RichProgress(Callback):
     """Epoch and step progress bars (losses, ETA) and an end-of-epoch table, on a rich Console."""
 
-    COLUMNS = ("epoch", "loss", "clusters", "outliers", "label_ari", "mixed_cluster_share",
+    COLUMNS = ("epoch", "loss", "clusters", "outliers", "label_ari", "mixed_cluster_share", "cross_pair_precision",
                "time_prepare_s", "time_train_s")
 
     def __init__(self, console) -> None:

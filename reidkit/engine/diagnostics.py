@@ -16,12 +16,16 @@ def label_diagnostics(labels: np.ndarray, truth: np.ndarray, modality_ids: np.nd
     """Agreement of pseudo-labels with identities, on the samples kept for training.
 
     Returns ``label_ari``, ``label_nmi``, ``label_purity`` (share of kept samples whose cluster's majority
-    identity is theirs) and ``mixed_cluster_share`` (share of clusters holding more than one modality).
+    identity is theirs), ``mixed_cluster_share`` (share of clusters holding more than one modality) and
+    ``cross_pair_precision``: of the pairs of samples from different modalities that share a pseudo-label,
+    the share that show the same person (0 when no cluster holds two modalities). It is what cross-modality
+    learning is taught: a clustering can have a high ARI and no correct cross-modality pair.
     """
     labels, truth, modality_ids = map(np.asarray, (labels, truth, modality_ids))
     keep = labels >= 0
     if keep.sum() < 2:
-        return {"label_ari": 0.0, "label_nmi": 0.0, "label_purity": 0.0, "mixed_cluster_share": 0.0}
+        return {"label_ari": 0.0, "label_nmi": 0.0, "label_purity": 0.0, "mixed_cluster_share": 0.0,
+                "cross_pair_precision": 0.0}
     lab, tru, mod = labels[keep], truth[keep], modality_ids[keep]
     _, lab = np.unique(lab, return_inverse=True)
     _, tru = np.unique(tru, return_inverse=True)
@@ -36,4 +40,22 @@ def label_diagnostics(labels: np.ndarray, truth: np.ndarray, modality_ids: np.nd
         "label_nmi": float(normalized_mutual_info_score(tru, lab)),
         "label_purity": float(majority.sum() / lab.size),
         "mixed_cluster_share": float(np.mean(clusters_per > 1)),
+        "cross_pair_precision": _cross_pair_precision(lab.astype(np.int64), tru.astype(np.int64), mod),
     }
+
+
+def _cross_modality_pairs(group: np.ndarray, modality: np.ndarray) -> int:
+    """Number of unordered pairs of samples in the same group and in different modalities."""
+    _, mod = np.unique(modality, return_inverse=True)
+    cell, per_cell = np.unique(group * (mod.max() + 1) + mod, return_counts=True)
+    per_group = np.bincount(cell // (mod.max() + 1), weights=per_cell)
+    squares = np.bincount(cell // (mod.max() + 1), weights=per_cell.astype(np.float64) ** 2)
+    return int(round(float((per_group ** 2 - squares).sum()) / 2))
+
+
+def _cross_pair_precision(lab: np.ndarray, tru: np.ndarray, mod: np.ndarray) -> float:
+    total = _cross_modality_pairs(lab, mod)
+    if total == 0:
+        return 0.0
+    same = _cross_modality_pairs(lab * (tru.max() + 1) + tru, mod)
+    return same / total
