@@ -339,6 +339,23 @@ def test_run_environment_records_whether_the_checkout_was_modified():
     assert (env["git_commit"] is None) == (env["git_dirty"] is None)
 
 
+def test_the_checkout_state_is_read_once_per_process(monkeypatch):
+    import torch
+
+    import reidkit.engine.run as run_module
+
+    answers = iter(["abc123", "", "def456", " M reidkit/x.py"])  # a commit lands between two runs
+    monkeypatch.setattr(run_module, "_git", lambda *args: next(answers))
+    run_module.source_state.cache_clear()
+    try:
+        first = run_module.environment(torch.device("cpu"), seed=0)
+        second = run_module.environment(torch.device("cpu"), seed=1)
+    finally:
+        run_module.source_state.cache_clear()
+    # the process still runs the code it imported with the first run
+    assert (first["git_commit"], first["git_dirty"]) == (second["git_commit"], second["git_dirty"]) == ("abc123", False)
+
+
 def test_a_key_added_after_a_run_counts_as_its_default(tmp_path):
     out = tmp_path / "bench"
     same = dict(r1=0.5, m_ap=0.4, m_inp=0.2, wall=1, cluster=None, ari=0.1)

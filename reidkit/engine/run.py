@@ -6,6 +6,7 @@ Run directory (DESIGN.md): ``config.yaml``, ``env.json``, ``log.txt``, ``metrics
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import platform
@@ -96,6 +97,19 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+@functools.cache
+def source_state() -> tuple[str | None, bool | None]:
+    """(git commit, tracked files modified) of reidkit's checkout, read once per process.
+
+    A process runs the code it imported when it started, so every run of a ``reidkit bench`` suite reports
+    the state of its first run, even when a commit lands while the suite is running.
+    """
+    commit = _git("rev-parse", "HEAD")
+    # tracked files changed since that commit: the commit alone does not say what code ran
+    dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
+    return commit, dirty
+
+
 def environment(device: torch.device, seed: int) -> dict[str, Any]:
     """Versions, git commit, device and seed: what ``env.json`` records."""
     import numpy
@@ -106,9 +120,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         faiss_version = getattr(faiss, "__version__", "unknown")
     except Exception:  # faiss is optional at run time
         faiss_version = None
-    commit = _git("rev-parse", "HEAD")
-    # tracked files changed since that commit: the commit alone does not say what code ran
-    dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
+    commit, dirty = source_state()
     env = {
         "reidkit": __version__, "git_commit": commit, "git_dirty": dirty, "python": platform.python_version(),
         "torch": torch.__version__, "numpy": numpy.__version__, "scikit-learn": sklearn.__version__,
