@@ -1,0 +1,102 @@
+"""Upper-bound diagnostic: train IMSL or CHCR with the hidden identities in place of their clustering.
+
+Everything else of the method runs unchanged (memories, losses, sampler, augmentation, budget); only the
+pseudo-labels are replaced, every epoch, by the training identities. The score says how much of the gap to
+the supervised reference is the pseudo-labels' fault and how much the method's learning machinery's:
+
+- IMSL: MMC's labels become the identities (K = the number of identities), its centroids the identities'
+  modality-mean centroids; MIL's proxies, SMR's mask memory and MMRE follow from them as usual.
+- CHCR: the level-1 joint clustering returns the identities; run it with ``hierarchy=none`` and
+  ``refinement=none`` (the baseline rung): with perfect labels the merge and the filter have nothing to do.
+
+This is a diagnostic, never a method and never a result to compare with the others: it reads the labels
+an unsupervised method must not see. The run directory is marked (``metrics.json`` ``"diagnostic"``), and
+the output path should say so too (``.../<method>/oracle-labels/seed<k>`` shows as a variant in reports).
+
+    .venv/bin/python benchmarks/oracle_labels.py imsl --output runs/oracle/synthetic-standard/imsl/oracle-labels/seed0 \\
+        --set data.preset=standard --set optim.step_size=12 ...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+
+MARK = "oracle pseudo-labels: the hidden training identities replace the method's clustering (benchmarks/oracle_labels.py)"
+
+
+def oracle_imsl():
+    import reidkit_methods.imsl.method as imsl_module
+    from reidkit_methods.imsl import IMSL
+    from reidkit_methods.imsl.mmc import modality_mean_centroids
+
+    class OracleIMSL(IMSL):
+        uses_labels = True
+
+        def prepare_epoch(self, ctx):
+            _, truth = np.unique(ctx.ground_truth(), return_inverse=True)
+
+            def identities(feats, modality_ids, k, **_):
+                labels = torch.as_tensor(truth, dtype=torch.int64, device=feats.device)
+                mods = torch.as_tensor(modality_ids, dtype=torch.int64, device=feats.device)
+                count = int(labels.max()) + 1
+                return labels, modality_mean_centroids(feats, labels, mods, count, int(mods.max()) + 1)[0]
+
+            with mock.patch.object(imsl_module, "mmc", identities):
+                return super().prepare_epoch(ctx)
+
+    return OracleIMSL
+
+
+def oracle_chcr():
+    from reidkit_methods.chcr import CHCR
+    from reidkit_methods.chcr.clustering import JointClustering
+
+    class OracleCHCR(CHCR):
+        uses_labels = True
+
+        def prepare_epoch(self, ctx):
+            if self.cfg.hierarchy != "none" or self.cfg.refinement != "none":
+                raise SystemExit("the CHCR oracle runs the baseline rung: "
+                                 "--set method_args.hierarchy=none --set method_args.refinement=none")
+            self._truth = np.unique(ctx.ground_truth(), return_inverse=True)[1].astype(np.int64)
+            return super().prepare_epoch(ctx)
+
+        def _cluster(self, features, modality_ids):
+            return JointClustering(labels=self._truth.copy(), eps=float("nan"))
+
+    return OracleCHCR
+
+
+def main(argv: list[str] | None = None) -> int:
+    from reidkit.engine import run as run_module
+    from reidkit.engine.run import build_method_from, resolve_run_config
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("method", choices=("imsl", "chcr"))
+    ap.add_argument("--output", type=Path, required=True, help="run directory (say 'oracle' in it)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    cls = oracle_imsl() if args.method == "imsl" else oracle_chcr()
+    cfg = resolve_run_config(args.method, overrides=[*args.set, f"output={args.output}"])
+    with mock.patch.object(run_module, "build_method",
+                           lambda cfg, dataset, device: build_method_from(cls, cfg, dataset, device)):
+        run_module.run(cfg, device=args.device)
+    path = args.output / "metrics.json"
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({"diagnostic": MARK, **doc}, indent=2) + "\n")
+    (args.output / "DIAGNOSTIC.txt").write_text(MARK + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    sys.exit(main())
