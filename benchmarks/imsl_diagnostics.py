@@ -11,6 +11,15 @@ folder and prints, per variant and epoch (mean over the finished seeds):
 
     .venv/bin/python benchmarks/imsl_diagnostics.py runs/bench-ablations [--epochs 0 4 9 14] [--json OUT]
     .venv/bin/python benchmarks/imsl_diagnostics.py runs/imsl-ladder --variants mmc+mil+smr shape-cluster
+
+With ``--clustering RUN`` it instead restores a finished IMSL run (or, with ``--untrained``, its randomly
+initialised network), extracts the training set's image features f and mask features g, and scores MMC
+on f, on g and on ``L2norm([f, w * g])`` for each ``--weights`` w (``method_args.cluster_shape_weight``)
+against the hidden identities: ARI, the precision of the cross-modality pairs the clusters make, and the
+cross-modality rank-1 of the features themselves (nearest training sample of the other modality):
+
+    .venv/bin/python benchmarks/imsl_diagnostics.py --clustering runs/bench-synthetic/synthetic-standard/imsl/seed0 \
+        [--untrained] [--weights 1 2 4 8]
 """
 from __future__ import annotations
 
@@ -54,14 +63,83 @@ def _mean(logs: list[dict], key: str, scale: float = 1.0) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def clustering_scores(run: Path, weights: list[float], untrained: bool = False) -> dict[str, dict[str, float]]:
+    """MMC of the training set on image, mask and combined features of one run's model (see the docstring)."""
+    import torch
+    import torch.nn.functional as F
+    from reidkit_methods.imsl.mmc import mmc
+    from sklearn.metrics import adjusted_rand_score
+
+    from reidkit.config import to_dict
+    from reidkit.engine.diagnostics import label_diagnostics
+    from reidkit.engine.run import build_method, load_dataset, resolve_run_config
+    from reidkit.engine.trainer import Trainer
+    from reidkit.method import EpochContext
+
+    saved = to_dict(resolve_run_config("imsl", config_file=run / "config.yaml"))
+    overrides = [f"{sec}.{k}={json.dumps(v)}" for sec in ("data", "model", "eval", "method_args")
+                 for k, v in saved[sec].items()] + [f"seed={saved['seed']}"]
+    cfg = resolve_run_config("imsl", overrides=overrides)
+    dataset = load_dataset(cfg)
+    device = torch.device("cpu")
+    method = build_method(cfg, dataset, device)
+    if not untrained:
+        state = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+        method.load_state_dict(state["model"])
+    trainer = Trainer(method, dataset, cfg, device=device)
+    ctx = EpochContext(epoch=0, num_epochs=1, train=dataset.train, modalities=dataset.modalities, device=device,
+                       uses_labels=True, extract_fn=trainer._extract_train, seed=cfg.seed)
+    truth, modality = ctx.ground_truth(), np.asarray(ctx.modality_ids)
+    image, mask = ctx.features().float(), ctx.extract(source="mask").float()
+
+    def cross_rank1(x: torch.Tensor) -> float:
+        x = F.normalize(x, dim=1)
+        hits = []
+        for m in np.unique(modality):
+            q, g = np.flatnonzero(modality == m), np.flatnonzero(modality != m)
+            nearest = (x[q] @ x[g].T).argmax(dim=1).numpy()
+            hits.append(truth[g][nearest] == truth[q])
+        return float(np.concatenate(hits).mean())
+
+    inputs = {"image": image, "mask": mask}
+    inputs.update({f"image+{w:g}*mask": torch.cat([image, w * mask], dim=1) for w in weights})
+    out = {}
+    for name, x in inputs.items():
+        labels, _ = mmc(F.normalize(x, dim=1), modality, method.k, iterations=cfg.method_args.kmeans_iterations,
+                        generator=np.random.default_rng(0))
+        labels = labels.numpy()
+        diag = label_diagnostics(labels, truth, modality)
+        out[name] = {"ari": float(adjusted_rand_score(truth, labels)),
+                     "cross_pair_precision": diag["cross_pair_precision"],
+                     "cross_rank1_train": cross_rank1(x)}
+    out["chance_precision"] = {"value": 1.0 / len(np.unique(truth))}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("folder", type=Path, help="a synthetic-ablations benchmark folder")
+    ap.add_argument("folder", type=Path, nargs="?", help="a synthetic-ablations benchmark folder")
+    ap.add_argument("--clustering", type=Path, metavar="RUN", help="score MMC on image / mask features of RUN")
+    ap.add_argument("--untrained", action="store_true", help="with --clustering: the untrained network")
+    ap.add_argument("--weights", type=float, nargs="*", default=[1.0, 2.0, 4.0, 8.0])
     ap.add_argument("--epochs", type=int, nargs="*", default=[0, 2, 4, 6, 8, 10, 12, 14])
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), help="IMSL variants to show")
     ap.add_argument("--dataset", help="only this dataset of the folder (e.g. standard)")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args(argv)
+    if args.clustering:
+        scores = clustering_scores(args.clustering, args.weights, args.untrained)
+        print("| clustered on | ARI | cross-modality pair precision | cross-modality rank-1 (train) |")
+        print("|---|---:|---:|---:|")
+        for name, r in scores.items():
+            if name != "chance_precision":
+                print(f"| {name} | {r['ari']:.3f} | {r['cross_pair_precision']:.3f} | {r['cross_rank1_train']:.3f} |")
+        print(f"chance precision: {scores['chance_precision']['value']:.4f}")
+        if args.json:
+            args.json.write_text(json.dumps(scores, indent=2) + "\n")
+        return 0
+    if args.folder is None:
+        ap.error("give a benchmark folder, or --clustering RUN")
     out = {}
     print("| variant | epoch | seeds | pseudo-label ARI | cross-pair precision | align cos(h, g) | mask CE | ln K |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
