@@ -105,9 +105,6 @@ class IMSL(Method):
             cluster_on = F.normalize(torch.cat([feats, cfg.cluster_shape_weight * mask_feats], dim=1), dim=1)
         labels, centroids = mmc(cluster_on, modality_ids, self.k, iterations=cfg.kmeans_iterations,
                                 generator=ctx.generator, update=cfg.clustering)
-        if cfg.cluster_shape_weight:  # MMRE's centroid distances are in the image-feature space
-            centroids = modality_mean_centroids(feats, labels, modality_ids, int(centroids.shape[0]),
-                                                num_modalities)[0]
         info.update({"k": float(self.k), "time_cluster_s": time.perf_counter() - t0})
         num_clusters = int(centroids.shape[0])
 
@@ -125,6 +122,8 @@ class IMSL(Method):
             self.mask_memory.reset(group_means(mask_feats, labels, num_clusters))
 
         if cfg.mmre:
+            if cfg.cluster_shape_weight:  # MMRE's centroid distances are in the image-feature space
+                centroids = modality_mean_centroids(feats, labels, modality_ids, num_clusters, num_modalities)[0]
             self.sample_weight = reliability_weights(
                 cfg.mmre_reliability, feats=feats, labels=labels, centroids=centroids, modality_ids=modality_ids,
                 num_modalities=num_modalities, mask_feats=mask_feats,

@@ -46,16 +46,19 @@ def label_diagnostics(labels: np.ndarray, truth: np.ndarray, modality_ids: np.nd
 
 def _cross_modality_pairs(group: np.ndarray, modality: np.ndarray) -> int:
     """Number of unordered pairs of samples in the same group and in different modalities."""
-    _, mod = np.unique(modality, return_inverse=True)
-    cell, per_cell = np.unique(group * (mod.max() + 1) + mod, return_counts=True)
-    per_group = np.bincount(cell // (mod.max() + 1), weights=per_cell)
-    squares = np.bincount(cell // (mod.max() + 1), weights=per_cell.astype(np.float64) ** 2)
-    return int(round(float((per_group ** 2 - squares).sum()) / 2))
+    width = int(modality.max()) + 1
+    cell, per_cell = np.unique(group * width + modality, return_counts=True)
+    owner = cell // width
+    per_group = np.bincount(owner, weights=per_cell)
+    squares = np.bincount(owner, weights=per_cell.astype(np.float64) ** 2)
+    return round(float((per_group ** 2 - squares).sum()) / 2)
 
 
 def _cross_pair_precision(lab: np.ndarray, tru: np.ndarray, mod: np.ndarray) -> float:
+    """Of the cross-modality pairs sharing a label in ``lab``, the share that share one in ``tru`` too."""
+    mod = np.unique(mod, return_inverse=True)[1].astype(np.int64)
     total = _cross_modality_pairs(lab, mod)
     if total == 0:
         return 0.0
-    same = _cross_modality_pairs(lab * (tru.max() + 1) + tru, mod)
+    same = _cross_modality_pairs(lab * (int(tru.max()) + 1) + tru, mod)
     return same / total

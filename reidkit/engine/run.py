@@ -287,8 +287,13 @@ class Restored:
         return Trainer(self.method, self.dataset, self.cfg, device=self.device)
 
 
-def restore_checkpoint(path: str | Path, *, overrides: Sequence[str] = (), device: str | None = None) -> Restored:
-    """Rebuild the method saved in ``path`` (its config validated again, ``overrides`` applied) on ``device``."""
+def restore_checkpoint(path: str | Path, *, overrides: Sequence[str] = (), device: str | None = None,
+                       load_weights: bool = True) -> Restored:
+    """Rebuild the method saved in ``path`` (its config validated again, ``overrides`` applied) on ``device``.
+
+    ``load_weights=False`` keeps the freshly built (randomly initialised) model: the untrained network of
+    the same run, for diagnostics.
+    """
     state = load_checkpoint(path)
     saved = state.get("config")
     if not isinstance(saved, dict) or not saved.get("method"):
@@ -297,7 +302,8 @@ def restore_checkpoint(path: str | Path, *, overrides: Sequence[str] = (), devic
     dev = pick_device(device)
     dataset = load_dataset(cfg)
     method = build_method(cfg, dataset, dev)
-    method.load_state_dict(state["model"])
+    if load_weights:
+        method.load_state_dict(state["model"])
     return Restored(cfg, dataset, method, int(state.get("epoch", -1)), dev)
 
 
