@@ -112,6 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         progress.stop()
         distributed.shutdown()
+    if doc.get("validation"):
+        console.print(results_table(doc["validation"], title="validation split (last epoch)"))
     if doc.get("results"):
         console.print(results_table(doc["results"]))
     if doc.get("stopped_early"):

@@ -52,6 +52,9 @@ class DataConfig:
     gallery_sampler: str = option("auto", choices=("auto", "official", "seeded"),
                                   help="SYSU-MM01 gallery sampling: rand_perm_cam.mat or a seeded sampler")
     exclude_aligned_twin: bool = option(False, help="RGBNT201: skip the query's aligned capture in the gallery")
+    val_ids: int = option(0, ge=0, help="hold out this many training identities as a validation split for "
+                                        "tuning (they leave the training set; 0 = none). See docs/validation.md")
+    val_seed: int = option(0, ge=0, help="which identities data.val_ids holds out (independent of the run seed)")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,10 @@ class EvalConfig:
     every: int = option(0, ge=0, help="also evaluate every N epochs and log eval_<protocol>_mAP for the "
                                       "report's per-epoch plot (0 = only the final model); logged only, "
                                       "never used to choose a model")
+    val_every: int = option(1, ge=0, help="with data.val_ids: score the validation split every N epochs and "
+                                          "log val_<protocol>_mAP (0 = only the final model)")
+    test: bool = option(True, help="score the test split at the end; false for tuning runs, which must not "
+                                   "look at it (metrics.json then holds the validation scores only)")
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ def add_parsers(subparsers) -> None:
                    help=f"published numbers to show apart (default: {DEFAULT_REFERENCE} if it exists, "
                         "restricted to the datasets measured)")
     p.add_argument("--no-reference", action="store_true", help="leave the published numbers out")
+    p.add_argument("--split", choices=("test", "validation"), default="test",
+                   help="which scores to tabulate: the test split (default) or the validation split of runs "
+                        "trained with data.val_ids (for tuning)")
     p.set_defaults(func=cmd_report)
 
 
@@ -97,7 +100,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         elif DEFAULT_REFERENCE.is_file():
             reference = DEFAULT_REFERENCE
     text = write_report(args.dir, fmt=args.format, output=args.output, reference=reference,
-                        reference_required=required, plots_dir=args.plots)
+                        reference_required=required, plots_dir=args.plots, split=args.split)
     if args.output:
         _console().print(f"wrote {args.output}")
     else:

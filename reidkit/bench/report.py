@@ -62,17 +62,35 @@ class Report:
     tables: dict[str, list[Row]]
     reference: list[ReferenceResult] = field(default_factory=list)
     reference_matched: bool = True
+    split: str = "test"
+
+    @property
+    def heading(self) -> str:
+        title = (self.index or {}).get("suite")
+        return (f"Benchmark report{f': {title}' if title else ''}"
+                + (" (validation split: for tuning, not results)" if self.split == "validation" else ""))
 
 
 def build_report(out: str | Path, *, reference: str | Path | None = None,
-                 reference_required: bool = False) -> Report:
+                 reference_required: bool = False, split: str = "test") -> Report:
     """Read a benchmark folder (and the reference file, if any) into a :class:`Report`.
 
     With ``reference_required`` false (the default file) only published numbers on the datasets measured
     here are kept; when given explicitly and none matches, all of them are shown, labelled as such.
+    ``split="validation"`` tabulates the runs' validation scores (``data.val_ids``) instead of the test
+    scores, and leaves the published numbers out (they are test scores).
     """
     index, records = collect_runs(out)
-    report = Report(Path(out), index, records, group_rows(records))
+    if split == "validation":
+        for r in records:
+            if r.metrics is not None:
+                r.metrics = {**r.metrics, "results": r.metrics.get("validation", {})}
+        reference = None
+    elif split != "test":
+        from reidkit.config import ConfigError
+
+        raise ConfigError(f"--split {split!r}: choose test or validation")
+    report = Report(Path(out), index, records, group_rows(records), split=split)
     if reference is not None:
         measured = {r.metrics.get("dataset") for r in records if r.status == "done"}
         chosen, matched = select(load_reference(reference), measured)
@@ -182,8 +200,7 @@ def _md_table(table: Table) -> list[str]:
 
 def render_markdown(report: Report, images: Sequence[tuple[str, str]] = ()) -> str:
     """The report as Markdown; ``images`` are (caption, path) pairs to link under the tables."""
-    title = (report.index or {}).get("suite")
-    lines = [f"# Benchmark report{f': {title}' if title else ''}", ""]
+    lines = [f"# {report.heading}", ""]
     lines += [f"- {note}" for note in NOTES]
     env = environment_line(report)
     lines += [f"- {env}" if env else "", ""]
@@ -240,7 +257,7 @@ def render_html(report: Report, plots: Sequence[Any] = ()) -> str:
     title = (report.index or {}).get("suite")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'>"
              f"<title>reidkit report {e(title or '')}</title><style>{_CSS}</style></head><body>"
-             f"<h1>Benchmark report{e(': ' + title) if title else ''}</h1>",
+             f"<h1>{e(report.heading)}</h1>",
              "<ul class='note'>" + "".join(f"<li>{e(n)}</li>" for n in NOTES)
              + (f"<li>{e(environment_line(report))}</li>" if environment_line(report) else "") + "</ul>"]
     for dataset, rows in report.tables.items():
@@ -274,7 +291,7 @@ def render_html(report: Report, plots: Sequence[Any] = ()) -> str:
 
 def write_report(out: str | Path, *, fmt: str = "markdown", output: str | Path | None = None,
                  reference: str | Path | None = None, reference_required: bool = False,
-                 plots_dir: str | Path | None = None) -> str:
+                 plots_dir: str | Path | None = None, split: str = "test") -> str:
     """Render the report of ``out``; write it to ``output`` when given. Returns the text.
 
     Markdown with ``plots_dir`` also writes the plots there as PNG files and links them (relative to
@@ -282,7 +299,7 @@ def write_report(out: str | Path, *, fmt: str = "markdown", output: str | Path |
     """
     from reidkit.bench.plots import report_plots
 
-    report = build_report(out, reference=reference, reference_required=reference_required)
+    report = build_report(out, reference=reference, reference_required=reference_required, split=split)
     if fmt == "html":
         text = render_html(report, report_plots(report.tables))
     elif fmt == "markdown":

@@ -40,9 +40,11 @@ def _filter_protocol(p: Protocol, bad: set[str]) -> Protocol:
 
 
 def drop_bad_images(dataset: ReIDDataset) -> list[dict[str, str]]:
-    """Remove undecodable images from the training set and every protocol; returns what was skipped."""
+    """Remove undecodable images from the training set and every (test or validation) protocol; returns what
+    was skipped."""
     samples = {s.path: s for s in dataset.train}
-    for p in dataset.protocols.values():
+    protocol_sets = [dataset.protocols, getattr(dataset, "validation", None) or {}]
+    for p in (p for protocols in protocol_sets for p in protocols.values()):
         samples.update({s.path: s for s in (*p.query, *p.gallery_pool)})
     bad = find_bad_images(list(samples.values()))
     if not bad:
@@ -52,6 +54,7 @@ def drop_bad_images(dataset: ReIDDataset) -> list[dict[str, str]]:
     dataset.train = [s for s in dataset.train if s.path not in bad]
     if not dataset.train:
         raise DatasetError("every training image is unreadable")
-    for name, p in list(dataset.protocols.items()):
-        dataset.protocols[name] = _filter_protocol(p, set(bad))
+    for protocols in protocol_sets:
+        for name, p in list(protocols.items()):
+            protocols[name] = _filter_protocol(p, set(bad))
     return [{"path": path, "reason": reason} for path, reason in sorted(bad.items())]

@@ -50,7 +50,7 @@ class RichProgress(Callback):
     """Epoch and step progress bars (losses, ETA) and an end-of-epoch table, on a rich Console."""
 
     COLUMNS = ("epoch", "loss", "clusters", "outliers", "label_ari", "mixed_cluster_share", "cross_pair_precision",
-               "time_prepare_s", "time_train_s")
+               "val_mean_mAP", "time_prepare_s", "time_train_s")
 
     def __init__(self, console) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

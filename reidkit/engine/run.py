@@ -23,6 +23,7 @@ import torch
 from reidkit import __version__, distributed
 from reidkit.config import RunConfig, dump, resolve, to_dict
 from reidkit.data.datasets.base import ReIDDataset
+from reidkit.data.holdout import hold_out
 from reidkit.data.validate import drop_bad_images
 from reidkit.engine.callbacks import Checkpoint, MetricsLog
 from reidkit.engine.checkpoint import CheckpointError, load_checkpoint, write_json
@@ -54,7 +55,9 @@ def pick_device(name: str | None) -> torch.device:
 
 
 def load_dataset(cfg: RunConfig) -> ReIDDataset:
-    return DATASETS.get(cfg.data.dataset).from_config(cfg.data)
+    """The dataset of ``cfg.data``, with ``data.val_ids`` training identities held out as its validation split."""
+    return hold_out(DATASETS.get(cfg.data.dataset).from_config(cfg.data), cfg.data.val_ids,
+                    seed=cfg.data.val_seed)
 
 
 def build_method(cfg: RunConfig, dataset: ReIDDataset, device: torch.device) -> Method:
@@ -261,6 +264,8 @@ def _train(cfg: RunConfig, dev: torch.device, state: dict | None, out: Path, *, 
         "wall_time_s": trainer.wall_time() + (time.perf_counter() - t0 - trainer.fit_time()),
         "final_model": "last epoch",
         "results": results,
+        **({"validation": trainer.validation_results,
+            "validation_ids": list(dataset.validation_ids)} if trainer.validation_results else {}),
         "epochs": trainer.history,
         **({"skipped_images": skipped} if skipped else {}),
         **({"world_size": distributed.world_size()} if distributed.is_distributed() else {}),

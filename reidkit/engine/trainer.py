@@ -18,6 +18,7 @@ import torch
 from reidkit import distributed
 from reidkit.config import RunConfig
 from reidkit.data.datasets.base import ReIDDataset
+from reidkit.data.holdout import validation_protocols
 from reidkit.data.loaders import build_train_loader
 from reidkit.data.transforms import test_transform, train_transform
 from reidkit.engine.diagnostics import cluster_counts, label_diagnostics
@@ -81,6 +82,7 @@ class Trainer:
         self.start_epoch = 0
         self.epoch = 0
         self.results: dict[str, Any] = {}
+        self.validation_results: dict[str, Any] = {}
         self.stop_requested = False
         self._elapsed_before = 0.0
         self._fit_t0: float | None = None
@@ -139,7 +141,8 @@ class Trainer:
                 log.warning("stopped after epoch %d as requested; --resume continues from it", epoch)
                 return {}
         self.stop_requested = False
-        self.results = self.evaluate()
+        self.validation_results = self.evaluate_validation()
+        self.results = self.evaluate() if self.cfg.eval.test else {}
         self._call("on_fit_end", self.results)
         return self.results
 
@@ -171,13 +174,21 @@ class Trainer:
         self.scheduler.step()
         record["time_train_s"] = time.perf_counter() - t1
         record["time_epoch_s"] = time.perf_counter() - t0
+        last = epoch + 1 == cfg.optim.epochs  # the final evaluation scores the last epoch anyway
         every = cfg.eval.every
-        if every and (epoch + 1) % every == 0 and epoch + 1 < cfg.optim.epochs:
+        if every and (epoch + 1) % every == 0 and not last and cfg.eval.test:
             # a curve for the report, logged only: the final model is always the last epoch's
             t2 = time.perf_counter()
             for name, result in self.evaluate().items():
                 record[f"eval_{name}_mAP"] = float(result["mAP"])
             record["time_eval_s"] = time.perf_counter() - t2
+        every = cfg.eval.val_every
+        if every and (epoch + 1) % every == 0 and not last and validation_protocols(self.dataset):
+            t2 = time.perf_counter()
+            scores = {name: float(result["mAP"]) for name, result in self.evaluate_validation().items()}
+            record.update({f"val_{name}_mAP": v for name, v in scores.items()})
+            record["val_mean_mAP"] = float(np.mean(list(scores.values())))
+            record["time_val_s"] = time.perf_counter() - t2
         return record
 
     def _train_steps(self, epoch: int, plan: EpochPlan, seed: int) -> dict[str, float]:
@@ -255,16 +266,23 @@ class Trainer:
         return feats if share is samples else distributed.gather_rows(feats)
 
     def evaluate(self) -> dict[str, Any]:
-        """Every selected protocol of the dataset, on the current (last) model."""
+        """Every selected test protocol of the dataset, on the current (last) model."""
         protocols = self.dataset.protocols
         names = list(self.cfg.eval.protocols) or list(protocols)
         missing = [n for n in names if n not in protocols]
         if missing:
             raise ValueError(f"eval.protocols: {', '.join(missing)} not in dataset "
                              f"{self.dataset.name!r} (has: {', '.join(protocols)})")
+        return self._score({name: protocols[name] for name in names}, "test")
+
+    def evaluate_validation(self) -> dict[str, Any]:
+        """Every protocol of the validation split (``data.val_ids``) on the current model; {} without one."""
+        return self._score(validation_protocols(self.dataset), "validation")
+
+    def _score(self, protocols: Mapping[str, Any], split: str) -> dict[str, Any]:
         results = {}
-        for name in names:
+        for name, protocol in protocols.items():
             t0 = time.perf_counter()
-            results[name] = evaluate(self.features_fn, protocols[name], max_trials=self.cfg.eval.trials)
-            log.info("evaluated %s in %.1fs", name, time.perf_counter() - t0)
+            results[name] = evaluate(self.features_fn, protocol, max_trials=self.cfg.eval.trials)
+            log.info("evaluated %s %s in %.1fs", split, name, time.perf_counter() - t0)
         return results
