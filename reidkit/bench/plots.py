@@ -115,16 +115,20 @@ def epoch_plot(dataset: str, rows: Sequence[Row], key: str, ylabel: str, *, perc
     return Plot(f"{_slug(dataset)}-epochs-{_slug(key)}", f"{ylabel} per epoch, {dataset}", fig)
 
 
-def report_plots(tables: dict[str, list[Row]]) -> list[Plot]:
-    """Every plot of a report: per dataset, CMC per protocol, then test mAP (when the runs logged it),
-    pseudo-label ARI and cluster counts per epoch."""
+def report_plots(tables: dict[str, list[Row]], split: str = "test") -> list[Plot]:
+    """Every plot of a report: per dataset, CMC per protocol, then the split's mAP (when the runs logged
+    it per epoch: ``eval_*`` for the test split, ``val_*`` for the validation split), pseudo-label ARI and
+    cluster counts per epoch."""
+    prefix = "val_" if split == "validation" else "eval_"
     plots: list[Plot] = []
     for dataset, rows in tables.items():
         for protocol in protocols(rows):
             plots.append(cmc_plot(dataset, rows, protocol))
-        for key in epoch_keys(rows):
-            name = key[len("eval_"):-len("_mAP")]
-            plots.append(epoch_plot(dataset, rows, key, f"test mAP (%) {name}", percent=True))
+        for key in epoch_keys(rows, prefix=prefix):
+            name = key[len(prefix):-len("_mAP")]
+            if name == "mean":
+                continue
+            plots.append(epoch_plot(dataset, rows, key, f"{split} mAP (%) {name}", percent=True))
         plots.append(epoch_plot(dataset, rows, "label_ari", "pseudo-label ARI"))
         plots.append(epoch_plot(dataset, rows, "clusters", "clusters"))
     return [p for p in plots if p is not None]

@@ -301,14 +301,14 @@ def write_report(out: str | Path, *, fmt: str = "markdown", output: str | Path |
 
     report = build_report(out, reference=reference, reference_required=reference_required, split=split)
     if fmt == "html":
-        text = render_html(report, report_plots(report.tables))
+        text = render_html(report, report_plots(report.tables, report.split))
     elif fmt == "markdown":
         images = []
         if plots_dir is not None:
             folder = Path(plots_dir)
             folder.mkdir(parents=True, exist_ok=True)
             base = Path(output).parent if output else Path.cwd()
-            for plot in report_plots(report.tables):
+            for plot in report_plots(report.tables, report.split):
                 path = folder / f"{plot.name}.png"
                 path.write_bytes(plot.png())
                 images.append((plot.title, _relative(path, base)))
