@@ -68,8 +68,7 @@ def refine_stats(main: np.ndarray, dropped: np.ndarray, truth: np.ndarray, visib
 
 
 def main() -> None:
-    from reidkit.config import to_dict
-    from reidkit.engine.run import build_method, load_dataset, resolve_run_config
+    from reidkit.engine.run import build_method, load_dataset, resolve_run_config, restore_checkpoint
     from reidkit.engine.trainer import Trainer
     from reidkit.method import EpochContext
     from reidkit_methods.chcr.clustering import joint_cluster
@@ -83,19 +82,17 @@ def main() -> None:
     parser.add_argument("--k1", type=int, nargs="*", default=[], help="k1 values to sweep with --eps "
                         "(default: the run's k1)")
     args = parser.parse_args()
-    overrides = list(args.set)
-    if args.run:
-        saved = to_dict(resolve_run_config("chcr", config_file=Path(args.run) / "config.yaml"))
-        overrides = [f"{sec}.{k}={json.dumps(v)}" for sec in ("data", "model", "eval", "method_args")
-                     for k, v in saved[sec].items()] + [f"seed={saved['seed']}"] + overrides
+    # every stage runs, whatever rung the run trained, so that each one can be diagnosed
     full = ["method_args.hierarchy=cross-merge", "method_args.refinement=strict", "method_args.outliers=drop"]
-    cfg = resolve_run_config("chcr", overrides=[*overrides, *full])
-    dataset = load_dataset(cfg)
     device = torch.device("cpu")
-    method = build_method(cfg, dataset, device)
-    if args.run and not args.untrained:
-        state = torch.load(Path(args.run) / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
-        method.load_state_dict(state["model"])
+    if args.run:
+        restored = restore_checkpoint(Path(args.run) / "checkpoints" / "last.pt", overrides=[*args.set, *full],
+                                      device="cpu", load_weights=not args.untrained)
+        cfg, dataset, method = restored.cfg, restored.dataset, restored.method
+    else:
+        cfg = resolve_run_config("chcr", overrides=[*args.set, *full])
+        dataset = load_dataset(cfg)
+        method = build_method(cfg, dataset, device)
     trainer = Trainer(method, dataset, cfg, device=device)
     ctx = EpochContext(epoch=0, num_epochs=1, train=dataset.train, modalities=dataset.modalities, device=device,
                        uses_labels=True, extract_fn=trainer._extract_train, seed=cfg.seed)
