@@ -7,6 +7,11 @@ variant, seed by seed, and their mean:
 
     .venv/bin/python benchmarks/paired_deltas.py runs/bench-ablations dc-baseline --reference full
     .venv/bin/python benchmarks/paired_deltas.py runs/bench-ablations chcr --reference 1-baseline
+
+``--reference-dir`` reads the reference variant from another benchmark folder (same data and seeds), e.g.
+the tuned learning rate against the published one (the suite without variants is the reference ``''``):
+
+    .venv/bin/python benchmarks/paired_deltas.py runs/bench-tuned chcr --reference-dir runs/bench-synthetic --reference ''
 """
 from __future__ import annotations
 
@@ -24,18 +29,29 @@ def mean_map(metrics: dict) -> float:
     return 100.0 * float(np.mean([r["mAP"] for r in metrics["results"].values()]))
 
 
-def paired(folder: Path, method: str, reference: str) -> dict[str, dict[int, float]]:
-    """``{variant: {seed: mean mAP(variant) - mean mAP(reference)}}`` over the seeds both finished."""
+def scores(folder: Path, method: str) -> dict[str, dict[int, float]]:
+    """``{variant: {seed: mean mAP}}`` of the finished runs of ``method`` under ``folder``."""
     _, records = collect_runs(folder)
     runs: dict[str, dict[int, float]] = {}
     for r in records:
         if r.method == method and r.status == "done" and r.seed is not None:
             runs.setdefault(r.variant or "", {})[r.seed] = mean_map(r.metrics)
-    if reference not in runs:
-        raise SystemExit(f"no finished run of {method}/{reference} under {folder} (found: {sorted(runs)})")
-    ref = runs[reference]
+    return runs
+
+
+def paired(folder: Path, method: str, reference: str, reference_dir: Path | None = None
+           ) -> dict[str, dict[int, float]]:
+    """``{variant: {seed: mean mAP(variant) - mean mAP(reference)}}`` over the seeds both finished; the
+    reference variant is read from ``reference_dir`` when given (then every variant of ``folder`` is
+    compared with it)."""
+    runs = scores(folder, method)
+    source = reference_dir or folder
+    refs = scores(reference_dir, method) if reference_dir else runs
+    if reference not in refs:
+        raise SystemExit(f"no finished run of {method}/{reference} under {source} (found: {sorted(refs)})")
+    ref = refs[reference]
     return {v: {s: score - ref[s] for s, score in sorted(seeds.items()) if s in ref}
-            for v, seeds in sorted(runs.items()) if v != reference}
+            for v, seeds in sorted(runs.items()) if reference_dir or v != reference}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,10 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folder", type=Path)
     ap.add_argument("method")
     ap.add_argument("--reference", default="full", help="the variant the others are compared with")
+    ap.add_argument("--reference-dir", type=Path, help="read the reference variant from this benchmark folder")
     args = ap.parse_args(argv)
-    print(f"| {args.method} variant | minus {args.reference}, per seed (mAP points) | mean |")
+    where = f" of {args.reference_dir}" if args.reference_dir else ""
+    print(f"| {args.method} variant | minus {args.reference or '(no variant)'}{where}, per seed (mAP points) | mean |")
     print("|---|---|---:|")
-    for variant, deltas in paired(args.folder, args.method, args.reference).items():
+    for variant, deltas in paired(args.folder, args.method, args.reference, args.reference_dir).items():
         per_seed = ", ".join(f"seed {s}: {d:+.1f}" for s, d in deltas.items())
         print(f"| {variant} | {per_seed} | {np.mean(list(deltas.values())):+.1f} |")
     return 0
