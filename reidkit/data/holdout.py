@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
 
 import numpy as np
 
@@ -39,11 +38,10 @@ def hold_out(dataset: ReIDDataset, num_ids: int, *, seed: int = 0) -> ReIDDatase
     """A copy of ``dataset`` whose training set lacks ``num_ids`` identities, which form ``.validation``.
 
     ``.validation`` maps protocol names to :class:`Protocol` (like ``.protocols``, which is unchanged);
-    ``.validation_ids`` lists the held-out identities. ``num_ids == 0`` returns ``dataset`` with an empty
-    ``.validation``.
+    ``.validation_ids`` lists the held-out identities. ``num_ids == 0`` returns ``dataset`` itself (whose
+    ``.validation`` is empty).
     """
     if num_ids <= 0:
-        dataset.validation, dataset.validation_ids = {}, []
         return dataset
     pool = eligible_identities(dataset)
     total = len({s.person_id for s in dataset.train})
@@ -66,6 +64,6 @@ def hold_out(dataset: ReIDDataset, num_ids: int, *, seed: int = 0) -> ReIDDatase
     return out
 
 
-def validation_protocols(dataset: Any) -> dict[str, Protocol]:
+def validation_protocols(dataset: ReIDDataset) -> dict[str, Protocol]:
     """The dataset's validation protocols ({} when none was carved)."""
-    return dict(getattr(dataset, "validation", None) or {})
+    return dict(dataset.validation)

@@ -43,7 +43,7 @@ def drop_bad_images(dataset: ReIDDataset) -> list[dict[str, str]]:
     """Remove undecodable images from the training set and every (test or validation) protocol; returns what
     was skipped."""
     samples = {s.path: s for s in dataset.train}
-    protocol_sets = [dataset.protocols, getattr(dataset, "validation", None) or {}]
+    protocol_sets = [dataset.protocols, dataset.validation]
     for p in (p for protocols in protocol_sets for p in protocols.values()):
         samples.update({s.path: s for s in (*p.query, *p.gallery_pool)})
     bad = find_bad_images(list(samples.values()))

@@ -18,7 +18,6 @@ import torch
 from reidkit import distributed
 from reidkit.config import RunConfig
 from reidkit.data.datasets.base import ReIDDataset
-from reidkit.data.holdout import validation_protocols
 from reidkit.data.loaders import build_train_loader
 from reidkit.data.transforms import test_transform, train_transform
 from reidkit.engine.diagnostics import cluster_counts, label_diagnostics
@@ -174,22 +173,26 @@ class Trainer:
         self.scheduler.step()
         record["time_train_s"] = time.perf_counter() - t1
         record["time_epoch_s"] = time.perf_counter() - t0
-        last = epoch + 1 == cfg.optim.epochs  # the final evaluation scores the last epoch anyway
-        every = cfg.eval.every
-        if every and (epoch + 1) % every == 0 and not last and cfg.eval.test:
-            # a curve for the report, logged only: the final model is always the last epoch's
-            t2 = time.perf_counter()
-            for name, result in self.evaluate().items():
-                record[f"eval_{name}_mAP"] = float(result["mAP"])
-            record["time_eval_s"] = time.perf_counter() - t2
-        every = cfg.eval.val_every
-        if every and (epoch + 1) % every == 0 and not last and validation_protocols(self.dataset):
-            t2 = time.perf_counter()
-            scores = {name: float(result["mAP"]) for name, result in self.evaluate_validation().items()}
-            record.update({f"val_{name}_mAP": v for name, v in scores.items()})
-            record["val_mean_mAP"] = float(np.mean(list(scores.values())))
-            record["time_val_s"] = time.perf_counter() - t2
+
+        def due(every: int) -> bool:  # the final evaluation scores the last epoch anyway
+            return bool(every) and (epoch + 1) % every == 0 and epoch + 1 < cfg.optim.epochs
+
+        # curves for the report, logged only: the final model is always the last epoch's
+        if due(cfg.eval.every) and cfg.eval.test:
+            record.update(self._map_curve("eval", self.evaluate))
+        if due(cfg.eval.val_every) and self.dataset.validation:
+            scores = self._map_curve("val", self.evaluate_validation)
+            record.update(scores)
+            record["val_mean_mAP"] = float(np.mean([v for k, v in scores.items() if k.endswith("_mAP")]))
         return record
+
+    @staticmethod
+    def _map_curve(prefix: str, score) -> dict[str, float]:
+        """``{prefix}_<protocol>_mAP`` of ``score()`` and the seconds it took as ``time_{prefix}_s``."""
+        t0 = time.perf_counter()
+        out = {f"{prefix}_{name}_mAP": float(result["mAP"]) for name, result in score().items()}
+        out[f"time_{prefix}_s"] = time.perf_counter() - t0
+        return out
 
     def _train_steps(self, epoch: int, plan: EpochPlan, seed: int) -> dict[str, float]:
         cfg = self.cfg
@@ -277,7 +280,7 @@ class Trainer:
 
     def evaluate_validation(self) -> dict[str, Any]:
         """Every protocol of the validation split (``data.val_ids``) on the current model; {} without one."""
-        return self._score(validation_protocols(self.dataset), "validation")
+        return self._score(self.dataset.validation, "validation")
 
     def _score(self, protocols: Mapping[str, Any], split: str) -> dict[str, Any]:
         results = {}

@@ -92,6 +92,9 @@ class ReIDDataset:
         self._protocols = protocols
         self.num_train_ids = num_train_ids if num_train_ids is not None else len({s.person_id for s in train})
         self.notes = list(notes)
+        #: validation protocols carved from training identities (``data.val_ids``, reidkit.data.holdout)
+        self.validation: dict[str, Protocol] = {}
+        self.validation_ids: list[int] = []
         unknown = {s.modality for s in self.train} - set(self.modalities)
         if unknown:
             raise DatasetError(f"{self.name}: training samples with unknown modalities {sorted(unknown)}")
