@@ -3,6 +3,7 @@ the runs that score it (with and without the test split), the report of it, and 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -279,6 +280,16 @@ def test_report_of_the_test_split_shows_n_a_for_a_tuning_run(bench):
     assert row["V→IR mAP"] == f"{100 * full['results']['visible-to-infrared']['mAP']:.1f} ± –"
     tuning = table_row(md, "dc-baseline / tuning")
     assert tuning["V→IR mAP"] == tuning["IR→V R1"] == "n/a"
+
+
+def test_report_of_the_test_split_says_why_a_tuning_only_table_has_no_scores(bench, tmp_path):
+    out, _, _ = bench
+    only = tmp_path / "only-tuning"
+    shutil.copytree(out / "generic/dc-baseline/tuning", only / "generic/dc-baseline/tuning")
+    md = write_report(only, split="test")
+    assert "No finished run of this table has test scores (eval.test=false" in md
+    assert "reidkit report --split validation" in md
+    assert "No finished run" not in write_report(only, split="validation")
 
 
 def test_report_leaves_published_numbers_out_of_the_validation_split(bench):

@@ -125,7 +125,7 @@ def runs_cell(row: Row) -> str:
     return f"{done} ({', '.join(other)})" if other else str(done)
 
 
-def dataset_table(dataset: str, rows: list[Row]) -> Table:
+def dataset_table(dataset: str, rows: list[Row], split: str = "test") -> Table:
     names = protocols(rows)
     groups = [(short_protocol(p), ["R1", "mAP", "mINP"]) for p in names]
     groups += [("", ["n", "wall (s)", "clustering (%)", "final ARI"])]
@@ -142,6 +142,11 @@ def dataset_table(dataset: str, rows: list[Row]) -> Table:
     if any(row.configs_differ() for row in rows):
         table.footnotes.append("† the runs of this row differ in configuration beyond seed and trial "
                                "(a suite changed between invocations?); compare with care.")
+    if not names and any(row.done for row in rows):
+        other = "validation" if split == "test" else "test"
+        why = " (eval.test=false: tuning runs)" if split == "test" else " (data.val_ids=0: no validation split)"
+        table.footnotes.append(f"No finished run of this table has {split} scores{why}; "
+                               f"try `reidkit report --split {other}`.")
     return table
 
 
@@ -205,7 +210,7 @@ def render_markdown(report: Report, images: Sequence[tuple[str, str]] = ()) -> s
     env = environment_line(report)
     lines += [f"- {env}" if env else "", ""]
     for dataset, rows in report.tables.items():
-        table = dataset_table(dataset, rows)
+        table = dataset_table(dataset, rows, report.split)
         lines += [f"## {table.title} ({table.caption})", "", *_md_table(table), ""]
         if table.legend:
             lines += [table.legend, ""]
@@ -261,7 +266,7 @@ def render_html(report: Report, plots: Sequence[Any] = ()) -> str:
              "<ul class='note'>" + "".join(f"<li>{e(n)}</li>" for n in NOTES)
              + (f"<li>{e(environment_line(report))}</li>" if environment_line(report) else "") + "</ul>"]
     for dataset, rows in report.tables.items():
-        table = dataset_table(dataset, rows)
+        table = dataset_table(dataset, rows, report.split)
         parts.append(f"<h2>{e(table.title)}</h2>{_html_table(table)}")
         parts += [f"<p class='note'>{e(t)}</p>" for t in [table.legend, *table.footnotes] if t]
     failed = failures(report)
