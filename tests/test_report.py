@@ -39,7 +39,7 @@ def write_run(out: Path, rel: str, *, method: str, seed: int, r1: float, m_ap: f
                "time_epoch_s": 3.0}
         if cluster is not None:
             rec["time_cluster_s"] = cluster / epochs
-        if eval_map:
+        if eval_map and e + 1 < epochs:  # as the engine: the final evaluation scores the last epoch
             rec["eval_visible-to-infrared_mAP"] = m_ap * (e + 1) / epochs
         records.append(rec)
     doc = {"method": method, "dataset": dataset, "preset": "standard", "seed": seed, "wall_time_s": wall,
@@ -281,6 +281,20 @@ def test_pictures_of_a_protocol(tiny_root, tmp_path, monkeypatch):
     assert [e["match"] for e in first["gallery"]] == [e["person_id"] == first["person_id"]
                                                       for e in first["gallery"]]
     assert all((tmp_path / f).read_bytes()[:4] == b"\x89PNG" for f in part["files"])
+
+
+def test_epoch_curves_end_with_the_final_evaluation(bench):
+    from reidkit.bench.results import collect_runs, group_rows
+
+    _, records = collect_runs(bench)
+    rows = {row.label: row for rows in group_rows(records).values() for row in rows}
+    chcr = rows["chcr"].epoch_series("eval_visible-to-infrared_mAP")
+    want = {seed: m_ap for seed, _, m_ap, *_ in CHCR}  # the first protocol has no shift
+    assert [s[-1] for s in chcr] == pytest.approx([want[r.metrics["seed"]] for r in rows["chcr"].done])
+    for series, run in zip(chcr, rows["chcr"].done):
+        assert series[:2] == pytest.approx([want[run.metrics["seed"]] / 3, 2 * want[run.metrics["seed"]] / 3])
+    # a run that logged no curve gets no lone final point
+    assert rows["imsl / no-smr"].epoch_series("eval_visible-to-infrared_mAP") == [[None, None, None]]
 
 
 def test_eval_visualize_on_a_trained_checkpoint(example_method, tiny_root, tmp_path, monkeypatch, capsys):

@@ -282,6 +282,16 @@ def test_report_of_the_test_split_shows_n_a_for_a_tuning_run(bench):
     assert tuning["V→IR mAP"] == tuning["IR→V R1"] == "n/a"
 
 
+def test_validation_curves_end_with_the_final_validation_scores(bench):
+    out, tuning, _ = bench
+    rows = {row.label: row for rows in build_report(out, split="validation").tables.values() for row in rows}
+    (series,) = rows["dc-baseline / tuning"].epoch_series("val_mean_mAP")
+    assert series[0] is not None
+    assert series[-1] == pytest.approx(np.mean([r["mAP"] for r in tuning["validation"].values()]))
+    (one,) = rows["dc-baseline / tuning"].epoch_series("val_visible-to-infrared_mAP")
+    assert one[-1] == pytest.approx(tuning["validation"]["visible-to-infrared"]["mAP"])
+
+
 def test_report_of_the_test_split_says_why_a_tuning_only_table_has_no_scores(bench, tmp_path):
     out, _, _ = bench
     only = tmp_path / "only-tuning"

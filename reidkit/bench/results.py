@@ -107,14 +107,38 @@ class Row:
         return self._stat(final_epoch_value(r.metrics, "label_ari") for r in self.done)
 
     def epoch_series(self, key: str) -> list[list[float | None]]:
-        """Per finished run, ``key`` of each epoch record (None where absent)."""
-        return [[_num_or_none(e.get(key)) for e in r.metrics.get("epochs", [])] for r in self.done]
+        """Per finished run, ``key`` of each epoch record (None where absent).
+
+        The trainer logs no ``eval_*`` / ``val_*`` mAP on the last epoch, because the final evaluation
+        scores that same model; a curve that was logged on earlier epochs gets its last point from there.
+        """
+        out = []
+        for r in self.done:
+            series = [_num_or_none(e.get(key)) for e in r.metrics.get("epochs", [])]
+            if series and series[-1] is None and any(v is not None for v in series):
+                series[-1] = final_map(r.metrics, key)
+            out.append(series)
+        return out
 
     def configs_differ(self) -> bool:
         """True when finished runs differ in config beyond seed, output and RegDB trial."""
         configs = [_strip_replicate(_with_defaults(r.config, r.method))
                    for r in self.done if r.config is not None]
         return any(c != configs[0] for c in configs[1:])
+
+
+def final_map(metrics: dict[str, Any], key: str) -> float | None:
+    """The final evaluation's mAP behind a per-epoch curve key: ``eval_<protocol>_mAP`` from ``results``,
+    ``val_<protocol>_mAP`` and ``val_mean_mAP`` from ``validation``; None when absent."""
+    for prefix, section in (("eval_", "results"), ("val_", "validation")):
+        if key.startswith(prefix) and key.endswith("_mAP"):
+            scores = metrics.get(section) or {}
+            name = key[len(prefix):-len("_mAP")]
+            if prefix == "val_" and name == "mean":
+                maps = [_num_or_none(v.get("mAP")) for v in scores.values() if isinstance(v, dict)]
+                return float(sum(maps) / len(maps)) if maps and None not in maps else None
+            return _num_or_none((scores.get(name) or {}).get("mAP"))
+    return None
 
 
 def _is_number(v: Any) -> bool:
