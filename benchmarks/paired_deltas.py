@@ -12,6 +12,13 @@ variant, seed by seed, and their mean:
 the tuned learning rate against the published one (the suite without variants is the reference ``''``):
 
     .venv/bin/python benchmarks/paired_deltas.py runs/bench-tuned chcr --reference-dir runs/bench-synthetic --reference ''
+
+A folder with several datasets (e.g. ``imsl_ladder.yaml``'s ``standard`` and ``standard-3m``) needs
+``--dataset`` (the suite's dataset key, the first folder of a run id). ``--pairs`` averages only the
+directed modality pairs, leaving out the one-versus-the-rest protocols of 3-modality data, as the IMSL
+ladder tables do:
+
+    .venv/bin/python benchmarks/paired_deltas.py runs/imsl-ladder-v4 imsl --dataset standard-3m --pairs --reference mmc
 """
 from __future__ import annotations
 
@@ -24,29 +31,39 @@ import numpy as np
 from reidkit.bench.results import collect_runs
 
 
-def mean_map(metrics: dict) -> float:
-    """Mean over the run's protocols of the final mAP, in %."""
-    return 100.0 * float(np.mean([r["mAP"] for r in metrics["results"].values()]))
+def mean_map(metrics: dict, pairs: bool = False) -> float:
+    """Mean over the run's protocols of the final mAP, in %; ``pairs``: only the directed pairs
+    (``a-to-b`` with one modality on each side, not ``a-to-b+c``)."""
+    results = metrics["results"]
+    names = [n for n in results if not pairs or "+" not in n]
+    return 100.0 * float(np.mean([results[n]["mAP"] for n in names]))
 
 
-def scores(folder: Path, method: str) -> dict[str, dict[int, float]]:
-    """``{variant: {seed: mean mAP}}`` of the finished runs of ``method`` under ``folder``."""
+def scores(folder: Path, method: str, dataset: str | None = None, pairs: bool = False
+           ) -> dict[str, dict[int, float]]:
+    """``{variant: {seed: mean mAP}}`` of the finished runs of ``method`` under ``folder`` (on ``dataset``,
+    the suite's dataset key, when given; a folder holding several datasets needs it)."""
     _, records = collect_runs(folder)
+    chosen = [r for r in records if r.method == method and r.status == "done" and r.seed is not None
+              and (dataset is None or r.dataset == dataset)]
+    found = sorted({r.dataset for r in chosen})
+    if dataset is None and len(found) > 1:
+        raise SystemExit(f"{folder} holds {method} runs on several datasets ({', '.join(found)}): "
+                         f"choose one with --dataset")
     runs: dict[str, dict[int, float]] = {}
-    for r in records:
-        if r.method == method and r.status == "done" and r.seed is not None:
-            runs.setdefault(r.variant or "", {})[r.seed] = mean_map(r.metrics)
+    for r in chosen:
+        runs.setdefault(r.variant or "", {})[r.seed] = mean_map(r.metrics, pairs)
     return runs
 
 
-def paired(folder: Path, method: str, reference: str, reference_dir: Path | None = None
-           ) -> dict[str, dict[int, float]]:
+def paired(folder: Path, method: str, reference: str, reference_dir: Path | None = None, *,
+           dataset: str | None = None, pairs: bool = False) -> dict[str, dict[int, float]]:
     """``{variant: {seed: mean mAP(variant) - mean mAP(reference)}}`` over the seeds both finished; the
     reference variant is read from ``reference_dir`` when given (then every variant of ``folder`` is
     compared with it)."""
-    runs = scores(folder, method)
+    runs = scores(folder, method, dataset, pairs)
     source = reference_dir or folder
-    refs = scores(reference_dir, method) if reference_dir else runs
+    refs = scores(reference_dir, method, dataset, pairs) if reference_dir else runs
     if reference not in refs:
         raise SystemExit(f"no finished run of {method}/{reference} under {source} (found: {sorted(refs)})")
     ref = refs[reference]
@@ -60,11 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("method")
     ap.add_argument("--reference", default="full", help="the variant the others are compared with")
     ap.add_argument("--reference-dir", type=Path, help="read the reference variant from this benchmark folder")
+    ap.add_argument("--dataset", help="only the runs on this dataset (the suite's dataset key)")
+    ap.add_argument("--pairs", action="store_true",
+                    help="average the directed modality pairs only (no one-versus-the-rest protocols)")
     args = ap.parse_args(argv)
+    deltas_by_variant = paired(args.folder, args.method, args.reference, args.reference_dir,
+                               dataset=args.dataset, pairs=args.pairs)
     where = f" of {args.reference_dir}" if args.reference_dir else ""
     print(f"| {args.method} variant | minus {args.reference or '(no variant)'}{where}, per seed (mAP points) | mean |")
     print("|---|---|---:|")
-    for variant, deltas in paired(args.folder, args.method, args.reference, args.reference_dir).items():
+    for variant, deltas in deltas_by_variant.items():
         per_seed = ", ".join(f"seed {s}: {d:+.1f}" for s, d in deltas.items())
         print(f"| {variant} | {per_seed} | {np.mean(list(deltas.values())):+.1f} |")
     return 0
