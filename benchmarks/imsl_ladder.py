@@ -24,7 +24,15 @@ import statistics
 import sys
 from pathlib import Path
 
-from reidkit.bench.results import Row, Stat, collect_runs, final_epoch_value, group_rows, protocols
+from reidkit.bench.results import (
+    Row,
+    Stat,
+    collect_runs,
+    directed_pairs,
+    final_epoch_value,
+    group_rows,
+    protocols,
+)
 
 RUNGS = ("kmeans", "mmc", "mmc+mil", "mmc+mil+smr", "mmc+mil+smr+mmre", "smr-silhouette")
 SUPERVISED = "dc-baseline"
@@ -131,7 +139,7 @@ def label(row: Row) -> str:
 def dataset_tables(dataset: str, rows: list[Row]) -> list[str]:
     rows = order(rows)
     names = protocols(rows)
-    pairs = [p for p in names if "+" not in p.split("-to-")[-1]]
+    pairs = directed_pairs(names)
     supervised = next((r for r in rows if r.method == SUPERVISED and r.done), None)
     sup_map = mean_over_protocols(supervised, pairs, "mAP").mean if supervised else None
     out = [f"#### `{dataset}`", ""]

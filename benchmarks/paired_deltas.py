@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from reidkit.bench.results import collect_runs
+from reidkit.bench.results import collect_runs, directed_pairs
 
 
 def mean_map(metrics: dict, pairs: bool = False) -> float:
     """Mean over the run's protocols of the final mAP, in %; ``pairs``: only the directed pairs
     (``a-to-b`` with one modality on each side, not ``a-to-b+c``)."""
     results = metrics["results"]
-    names = [n for n in results if not pairs or "+" not in n]
+    names = directed_pairs(results) if pairs else list(results)
     return 100.0 * float(np.mean([results[n]["mAP"] for n in names]))
 
 

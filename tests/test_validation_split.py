@@ -13,7 +13,7 @@ from reidkit.bench.report import build_report, render_markdown, write_report
 from reidkit.config import ConfigError
 from reidkit.data.datasets.base import DatasetError, ReIDDataset
 from reidkit.data.datasets.generic import GenericDataset
-from reidkit.data.holdout import eligible_identities, hold_out, validation_protocols
+from reidkit.data.holdout import eligible_identities, hold_out
 from reidkit.data.records import Sample
 from reidkit.engine.run import load_dataset, resolve_run_config, run
 from reidkit.testing import TINY_OVERRIDES
@@ -106,8 +106,8 @@ def test_zero_is_a_no_op_and_too_many_is_refused():
     before = list(ds.train)
     assert hold_out(ds, 0) is ds
     assert ds.validation == {} and ds.validation_ids == [] and ds.train == before and ds.num_train_ids == 5
-    assert validation_protocols(ds) == {}
-    assert validation_protocols(handmade(TWO, all_in(TWO, range(5)))) == {}  # never held out: no attribute
+    assert dict(ds.validation) == {}
+    assert dict(handmade(TWO, all_in(TWO, range(5))).validation) == {}  # never held out: empty
     with pytest.raises(DatasetError, match=r"data\.val_ids=6"):
         hold_out(ds, 6)
     with pytest.raises(DatasetError, match=r"data\.val_ids=4.*at least 2 must stay"):
@@ -139,7 +139,7 @@ def test_two_modality_protocols_hold_only_held_out_identities():
     ds._protocols = {"test-protocol": object()}  # the test protocols are not touched
     out = hold_out(ds, 3, seed=1)
     assert list(out.validation) == ["visible-to-infrared", "infrared-to-visible"]
-    assert out.protocols is ds.protocols and validation_protocols(out) == out.validation
+    assert out.protocols is ds.protocols and dict(out.validation) == out.validation
     held = set(out.validation_ids)
     for name, p in out.validation.items():
         q, g = name.split("-to-")

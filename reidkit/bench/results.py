@@ -278,6 +278,12 @@ def protocols(rows: Iterable[Row]) -> list[str]:
     return list(names)
 
 
+def directed_pairs(names: Iterable[str]) -> list[str]:
+    """The ``<q>-to-<g>`` protocols among ``names``, without the one-versus-the-rest ``<q>-to-<g1>+<g2>``
+    of 3-modality data (:func:`reidkit.data.datasets.generic.modality_protocols` names them)."""
+    return [n for n in names if "+" not in n.split("-to-")[-1]]
+
+
 def epoch_keys(rows: Iterable[Row], prefix: str = "eval_", suffix: str = "_mAP") -> list[str]:
     """Epoch-record keys like ``eval_<protocol>_mAP`` that any finished run logged."""
     keys: dict[str, None] = {}

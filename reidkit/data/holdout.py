@@ -20,7 +20,7 @@ import logging
 
 import numpy as np
 
-from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
+from reidkit.data.datasets.base import DatasetError, ReIDDataset
 from reidkit.data.datasets.generic import modality_protocols
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,3 @@ def hold_out(dataset: ReIDDataset, num_ids: int, *, seed: int = 0) -> ReIDDatase
     log.info("validation split: %d of %d training identities held out (%d images); %d images left to train",
              num_ids, total, len(val), len(train))
     return out
-
-
-def validation_protocols(dataset: ReIDDataset) -> dict[str, Protocol]:
-    """The dataset's validation protocols ({} when none was carved)."""
-    return dict(dataset.validation)
