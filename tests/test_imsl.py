@@ -273,6 +273,41 @@ def test_config_defaults_are_the_official_values():
     assert cfg.channel_exchange and cfg.mixed_bn and cfg.mask_bn_stats and not cfg.mmre
 
 
+def _shipped_config(name):
+    from pathlib import Path
+
+    from reidkit.engine.run import resolve_run_config
+
+    return resolve_run_config("imsl", config_file=Path(__file__).resolve().parents[1] / "configs" / "imsl" / f"{name}.yaml")
+
+
+def test_synthetic_config_states_the_code_defaults():
+    from reidkit.config import to_dict
+    from reidkit.engine.run import resolve_run_config
+
+    assert to_dict(_shipped_config("synthetic")) == to_dict(resolve_run_config("imsl"))
+
+
+def test_synthetic_3m_config_is_the_default_recipe_on_three_modalities():
+    from reidkit.config import to_dict
+    from reidkit.engine.run import resolve_run_config
+
+    shipped = to_dict(_shipped_config("synthetic-3m"))
+    default = to_dict(resolve_run_config("imsl", overrides=["data.preset=standard-3m"]))
+    assert shipped == default and shipped["data"]["preset"] == "standard-3m"
+
+
+@pytest.mark.parametrize("name", ["sysu_mm01", "regdb", "rgbnt201"])
+def test_gpu_configs_resolve_with_the_published_values(name):
+    cfg = _shipped_config(name)
+    assert cfg.data.dataset == name and cfg.model.backbone == "resnet50"
+    assert (cfg.data.height, cfg.data.width, cfg.data.batch_size) == (288, 144, 64)
+    assert cfg.optim.optimizer == "adam" and math.isclose(cfg.optim.lr, 3.5e-4)
+    args = cfg.method_args
+    assert args.mil and args.smr and args.clustering == "mmc"
+    assert (args.mil_temperature, args.hard_negatives, args.smr_align_weight) == (0.10, 40, 0.25)
+
+
 # ------------------------------------------------------------------------------------------------------
 # the contract, end to end on 2 and 3 modalities
 # ------------------------------------------------------------------------------------------------------
