@@ -43,7 +43,7 @@ def ari_stats(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     keep = labels >= 0
     singles = labels.copy()
     singles[~keep] = labels.max(initial=-1) + 1 + np.arange(int((~keep).sum()))
-    return {"clusters": int(len(np.unique(labels[keep]))), "outliers": float(1 - keep.mean()),
+    return {"clusters": len(np.unique(labels[keep])), "outliers": float(1 - keep.mean()),
             "ari_clustered": float(adjusted_rand_score(truth[keep], labels[keep])) if keep.sum() > 1 else 0.0,
             "ari_all": float(adjusted_rand_score(truth, singles))}
 
@@ -68,11 +68,12 @@ def refine_stats(main: np.ndarray, dropped: np.ndarray, truth: np.ndarray, visib
 
 
 def main() -> None:
+    from reidkit_methods.chcr.clustering import joint_cluster
+    from reidkit_methods.chcr.refinement import refine_labels
+
     from reidkit.engine.run import build_method, load_dataset, resolve_run_config, restore_checkpoint
     from reidkit.engine.trainer import Trainer
     from reidkit.method import EpochContext
-    from reidkit_methods.chcr.clustering import joint_cluster
-    from reidkit_methods.chcr.refinement import refine_labels
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", nargs="?", help="a finished chcr run directory")

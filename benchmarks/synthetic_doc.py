@@ -90,7 +90,7 @@ def fill(text: str, name: str, body: str) -> str:
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     block = f"{begin}\n{body}\n{end}"
     if begin in text:
-        return re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+        return re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text, flags=re.DOTALL)
     placeholder = name.upper()
     if placeholder not in text:
         raise SystemExit(f"{DOC}: neither markers nor the placeholder {placeholder} for section {name}")

@@ -9,7 +9,8 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 EXIT_USER_ERROR = 2
 EXIT_RUNTIME_ERROR = 1
@@ -185,9 +186,8 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from reidkit.data.check import check_dataset, render_check
-
     from reidkit.config import deep_merge, parse_override
+    from reidkit.data.check import check_dataset, render_check
 
     data: dict = {}
     for text in args.set or []:

@@ -16,8 +16,9 @@ raises :class:`LabelLeakError`, and batches carry pseudo-labels only.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ class ModalBatch:
     cameras: Tensor
     masks: Tensor | None = None
 
-    def to(self, device: torch.device | str) -> "ModalBatch":
+    def to(self, device: torch.device | str) -> ModalBatch:
         def move(t):
             return None if t is None else t.to(device, non_blocking=True)
 
@@ -115,7 +116,7 @@ class BuildContext:
     num_train_ids: int | None
     device: torch.device
     image_size: tuple[int, int]
-    model: "ModelConfig"
+    model: ModelConfig
     build_backbone: Callable[..., torch.nn.Module]
     seed: int = 0
 
@@ -136,7 +137,7 @@ class EpochContext:
         *,
         epoch: int,
         num_epochs: int,
-        train: Sequence["Sample"],
+        train: Sequence[Sample],
         modalities: tuple[str, ...],
         device: torch.device,
         uses_labels: bool,

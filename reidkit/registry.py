@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import difflib
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Callable, Iterable
+from typing import Any
 
 log = logging.getLogger(__name__)
 

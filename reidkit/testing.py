@@ -16,8 +16,9 @@ trip, and a one-epoch fit through the real engine.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -157,4 +158,4 @@ def check_method(cls: type[Method], tmp_path: str | Path, *, modalities: Sequenc
     return results
 
 
-__all__ = ["check_method", "check_class_attributes", "make_tiny_dataset", "tiny_config", "DataConfig"]
+__all__ = ["DataConfig", "check_class_attributes", "check_method", "make_tiny_dataset", "tiny_config"]

@@ -19,8 +19,8 @@ from reidkit.models.backbones import (
     resnet_mini,
 )
 from reidkit.models.neck import BNNeck
-from reidkit.models.weights import WeightsError, imagenet_state_dict
 from reidkit.models.pooling import AvgPooling, GeMPooling
+from reidkit.models.weights import WeightsError, imagenet_state_dict
 from reidkit.registry import BACKBONES
 
 MODS = ("visible", "infrared")

@@ -7,14 +7,24 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from reidkit_methods.chcr import CHCR, CHCRConfig
-from reidkit.cluster import relabel
-from reidkit_methods.chcr.hierarchy import (centre_by_modality, cross_modality_merge, mixed_share,
-                                            modality_presence, mutual_nearest_pairs)
+from reidkit_methods.chcr.hierarchy import (
+    centre_by_modality,
+    cross_modality_merge,
+    mixed_share,
+    modality_presence,
+    mutual_nearest_pairs,
+)
 from reidkit_methods.chcr.losses import centroid_entries, modality_contrastive_loss
-from reidkit_methods.chcr.refinement import (channel_overlap, plurality_main_label, refine_labels,
-                                             soft_agreement, strict_agreement)
+from reidkit_methods.chcr.refinement import (
+    channel_overlap,
+    plurality_main_label,
+    refine_labels,
+    soft_agreement,
+    strict_agreement,
+)
+
+from reidkit.cluster import relabel
 
 
 # -- hierarchy -----------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import pytest
 
 from reidkit.cli import main
 
-
 TINY = ["--set", "data.dataset=generic", "--set", "data.height=32", "--set", "data.width=16",
         "--set", "data.batch_size=8", "--set", "data.instances=2", "--set", "data.workers=0",
         "--set", "optim.epochs=1", "--set", "optim.iterations=2"]

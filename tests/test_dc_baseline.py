@@ -9,12 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from reidkit_methods.dc_baseline import DCBaseline, DCBaselineConfig
-from reidkit_methods.dc_baseline.gaussian import (distribution_consistency, gaussian_stats, symmetric_kl,
-                                                  wasserstein2)
-from reidkit_methods.dc_baseline.triplet import (hard_triplet, pair_masks, pairwise_euclidean, triplet_loss,
-                                                 weighted_regularized_triplet)
+from reidkit_methods.dc_baseline.gaussian import (
+    distribution_consistency,
+    gaussian_stats,
+    symmetric_kl,
+    wasserstein2,
+)
+from reidkit_methods.dc_baseline.triplet import (
+    hard_triplet,
+    pair_masks,
+    pairwise_euclidean,
+    triplet_loss,
+    weighted_regularized_triplet,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO = ("visible", "infrared")

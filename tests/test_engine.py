@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from reidkit.config import OptimConfig
+from reidkit.data.datasets.generic import GenericDataset
 from reidkit.engine.diagnostics import cluster_counts, label_diagnostics
 from reidkit.engine.optim import lr_factor
 from reidkit.engine.run import RunError, build_method_from, run, run_directory
 from reidkit.engine.trainer import Callback, NonFiniteLossError, Trainer
-from reidkit.data.datasets.generic import GenericDataset
 from reidkit.testing import tiny_config
 
 
@@ -74,7 +74,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(example_method, ti
     assert stopped.get("stopped_early") and not (tmp_path / "part" / "metrics.json").exists()
     resumed = run(part_cfg, resume=True)
     assert resumed["results"] == full["results"]
-    strip = lambda rs: [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rs]  # noqa: E731
+    strip = lambda rs: [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rs]
     assert strip(resumed["epochs"]) == strip(full["epochs"])
     a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "part" / "checkpoints" / "last.pt", weights_only=False)["model"]
@@ -143,9 +143,8 @@ def test_non_finite_loss_names_the_term_and_epoch(example_method, tiny_root):
 
 def test_a_second_live_run_in_the_same_folder_is_refused(tmp_path):
     (tmp_path / ".lock").write_text(str(os.getpid()))
-    with pytest.raises(RunError, match="another run"):
-        with run_directory(tmp_path):
-            pass
+    with pytest.raises(RunError, match="another run"), run_directory(tmp_path):
+        pass
     (tmp_path / ".lock").write_text("999999999")  # a dead process: stale lock is taken over
     with run_directory(tmp_path):
         pass

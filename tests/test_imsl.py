@@ -7,17 +7,27 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from reidkit.cluster import mean_update
 from reidkit_methods.imsl import IMSL, IMSLConfig
 from reidkit_methods.imsl.config import cluster_count
-from reidkit_methods.imsl.mil import (offline_association_loss, online_association_loss, online_positives,
-                                      online_ranking)
+from reidkit_methods.imsl.mil import (
+    offline_association_loss,
+    online_association_loss,
+    online_positives,
+    online_ranking,
+)
 from reidkit_methods.imsl.mmc import mmc, modality_mean_centroids
 from reidkit_methods.imsl.mmre import normalise_per_modality, reliability_weights
 from reidkit_methods.imsl.proxies import build_proxies, group_means
-from reidkit_methods.imsl.smr import (IMAGENET_MEAN, IMAGENET_STD, alignment_loss, frozen_bn_stats,
-                                      otsu_threshold, silhouette)
+from reidkit_methods.imsl.smr import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    alignment_loss,
+    frozen_bn_stats,
+    otsu_threshold,
+    silhouette,
+)
+
+from reidkit.cluster import mean_update
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -378,6 +388,7 @@ def test_shape_source_masks_without_masks_is_a_clear_error(tmp_path):
 
 def test_cluster_shape_weight_clusters_image_and_mask_features_together(tmp_path, monkeypatch):
     import reidkit_methods.imsl.method as imsl_method
+
     from reidkit.method import EpochContext
     from reidkit.testing import make_tiny_dataset
 

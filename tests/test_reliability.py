@@ -144,9 +144,8 @@ def test_unwritable_output_folder(example_method, tiny_root, tmp_path):
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")  # even root cannot create a folder below a file
-    with pytest.raises(RunError, match="not writable"):
-        with run_directory(blocker / "run"):
-            pass
+    with pytest.raises(RunError, match="not writable"), run_directory(blocker / "run"):
+        pass
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])

@@ -16,8 +16,9 @@ The modality contrastive loss belongs to the hierarchy (METHODS.md §4.3 C): it 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from reidkit.config import ConfigError, option
 

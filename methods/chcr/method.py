@@ -19,16 +19,16 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from reidkit.cluster import cluster_centroids, modality_centroids, relabel
 from reidkit.config import ConfigError
 from reidkit.method import BuildContext, EpochContext, EpochPlan, Method, ModalBatch
-from reidkit.cluster import cluster_centroids, modality_centroids, relabel
 from reidkit.models.memory import ClusterMemory, ProxyMemory
 
 from .clustering import joint_cluster
@@ -197,8 +197,12 @@ class CHCR(Method):
 
     # -- views ------------------------------------------------------------------------------------------------
     def train_transforms(self, modality: str) -> Sequence:
-        from reidkit.data.transforms import (ChannelAdapGray, ChannelExchange, ChannelRandomErasing,
-                                             train_transform)
+        from reidkit.data.transforms import (
+            ChannelAdapGray,
+            ChannelExchange,
+            ChannelRandomErasing,
+            train_transform,
+        )
 
         size = self.build.image_size
         # ChannelRandomErasing (CAJ/ADCA) replaces the pipeline's own RandomErasing

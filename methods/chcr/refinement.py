@@ -17,8 +17,8 @@ the hierarchy, which adds infrared members to a visible cluster, does not count 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -13,7 +13,6 @@ from reidkit.config import option
 from .gaussian import FORMS
 from .triplet import KINDS, SCOPES
 
-
 #: per-form default of ``variance_eps``: BN-neck features have unit per-dimension batch variance, so 0.1
 #: bounds KL's variance ratios (and its 1/variance gradients) at about 10x; W2 needs no such floor
 DEFAULT_VARIANCE_EPS = {"w2": 1e-5, "kl": 0.1}

@@ -17,7 +17,7 @@ finite for a collapsed (zero-variance) dimension. Everything here is a pure func
 from __future__ import annotations
 
 import itertools
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -145,4 +145,4 @@ def distribution_consistency(
     return total / terms, terms
 
 
-__all__ = ["FORMS", "symmetric_kl", "wasserstein2", "gaussian_stats", "distribution_consistency"]
+__all__ = ["FORMS", "distribution_consistency", "gaussian_stats", "symmetric_kl", "wasserstein2"]

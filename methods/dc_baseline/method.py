@@ -17,7 +17,7 @@ Loss keys: ``id_shared``, ``tri_shared``, ``id_<modality>``, ``tri_intra_<modali
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch

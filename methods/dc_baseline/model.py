@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -39,7 +39,7 @@ class Head(nn.Module):
         super().__init__()
         self.stage, self.pool, self.neck, self.classifier = stage, pool, neck, classifier
 
-    def forward(self, x3: Tensor) -> "HeadOutput":
+    def forward(self, x3: Tensor) -> HeadOutput:
         pooled = self.pool(self.stage(x3))
         feat = self.neck(pooled)
         return HeadOutput(pool=pooled, feat=feat, logits=self.classifier(feat))

@@ -112,5 +112,12 @@ def triplet_loss(feats: Tensor, labels: Tensor, groups: Tensor, *, kind: str = "
     return weighted_regularized_triplet(dist, pos, neg)
 
 
-__all__ = ["SCOPES", "KINDS", "pairwise_euclidean", "pair_masks", "hard_triplet",
-           "weighted_regularized_triplet", "triplet_loss"]
+__all__ = [
+    "KINDS",
+    "SCOPES",
+    "hard_triplet",
+    "pair_masks",
+    "pairwise_euclidean",
+    "triplet_loss",
+    "weighted_regularized_triplet",
+]

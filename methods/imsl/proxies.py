@@ -43,7 +43,7 @@ class ProxyIndex:
         """[P_m] proxy ids of one modality."""
         return torch.nonzero(self.proxy_modality == modality).squeeze(1)
 
-    def to(self, device: torch.device | str) -> "ProxyIndex":
+    def to(self, device: torch.device | str) -> ProxyIndex:
         return ProxyIndex(self.proxy_of_sample.to(device), self.proxy_cluster.to(device),
                           self.proxy_modality.to(device), self.num_clusters, self.num_modalities)
 

@@ -13,8 +13,8 @@ When a dataset has no masks, :func:`silhouette` estimates a shape map from the i
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F

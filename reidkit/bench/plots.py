@@ -8,8 +8,8 @@ from __future__ import annotations
 import io
 import re
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from reidkit.bench.reference import KINDS, ReferenceResult, load_reference, select
 from reidkit.bench.results import (

@@ -15,9 +15,10 @@ import json
 import math
 import re
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -163,7 +164,7 @@ def final_epoch_value(metrics: dict[str, Any], key: str) -> float | None:
     return _num_or_none(epochs[-1].get(key)) if epochs else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _method_defaults(method: str) -> str | None:
     """The method's resolved default config as JSON (cached); None when it cannot be resolved here."""
     try:

@@ -11,9 +11,10 @@ import logging
 import os
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from reidkit.bench.suite import Job, Suite
 from reidkit.config import ConfigError

@@ -8,7 +8,8 @@ the mismatch warnings; :func:`render_check` turns both into rich tables for the 
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from PIL import Image
 from torch import Tensor

@@ -6,7 +6,7 @@ and the collate function splits it back into one :class:`~reidkit.method.ModalBa
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch

@@ -16,7 +16,7 @@ contiguous share of the P labels, so the ranks' batches together equal the singl
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 

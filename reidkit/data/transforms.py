@@ -10,7 +10,7 @@ so the engine's per-worker torch seeding makes a run reproducible.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from PIL import Image

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from reidkit.engine.checkpoint import save_checkpoint
 from reidkit.engine.trainer import Callback, Trainer

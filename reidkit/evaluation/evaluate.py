@@ -9,7 +9,8 @@ exclusion mask and CMC mode, and the scores are averaged over trials (the offici
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

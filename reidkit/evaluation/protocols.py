@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from pathlib import PurePath
-from typing import Sequence
 
 import numpy as np
 

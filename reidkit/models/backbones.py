@@ -21,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -224,7 +225,7 @@ class ReIDBackbone(nn.Module):
 # ------------------------------------------------------------------------------------------------------
 # weights
 # ------------------------------------------------------------------------------------------------------
-def build_resnet(spec: ResNetSpec, model_cfg: "ModelConfig", modalities: Sequence[str],
+def build_resnet(spec: ResNetSpec, model_cfg: ModelConfig, modalities: Sequence[str],
                  **overrides) -> ReIDBackbone:
     """Build ``spec`` from a ``ModelConfig`` whose fields ``overrides`` replace, then load its weights."""
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(model_cfg)})
@@ -241,22 +242,22 @@ def build_resnet(spec: ResNetSpec, model_cfg: "ModelConfig", modalities: Sequenc
     return model
 
 
-def resnet18(model_cfg: "ModelConfig", modalities: Sequence[str], **overrides) -> ReIDBackbone:
+def resnet18(model_cfg: ModelConfig, modalities: Sequence[str], **overrides) -> ReIDBackbone:
     """torchvision ResNet-18 (D = 512)."""
     return build_resnet(RESNET18, model_cfg, modalities, **overrides)
 
 
-def resnet34(model_cfg: "ModelConfig", modalities: Sequence[str], **overrides) -> ReIDBackbone:
+def resnet34(model_cfg: ModelConfig, modalities: Sequence[str], **overrides) -> ReIDBackbone:
     """torchvision ResNet-34 (D = 512)."""
     return build_resnet(RESNET34, model_cfg, modalities, **overrides)
 
 
-def resnet50(model_cfg: "ModelConfig", modalities: Sequence[str], **overrides) -> ReIDBackbone:
+def resnet50(model_cfg: ModelConfig, modalities: Sequence[str], **overrides) -> ReIDBackbone:
     """torchvision ResNet-50 (D = 2048), the backbone of IMSL, ADCA and AGW."""
     return build_resnet(RESNET50, model_cfg, modalities, **overrides)
 
 
-def resnet_mini(model_cfg: "ModelConfig", modalities: Sequence[str], **overrides) -> ReIDBackbone:
+def resnet_mini(model_cfg: ModelConfig, modalities: Sequence[str], **overrides) -> ReIDBackbone:
     """A small ResNet for CPU runs on small images (D = 256, 1.2 M parameters); no pretrained weights exist.
 
     One BasicBlock per stage, widths 32-64-128-256, a 32-channel stem. Chosen by forward+backward

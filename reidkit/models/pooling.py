@@ -46,4 +46,4 @@ def build_pooling(name: str, *, p: float = 3.0) -> nn.Module:
     raise ValueError(f"unknown pooling {name!r}; expected 'gem' or 'avg'")
 
 
-__all__ = ["GeMPooling", "AvgPooling", "build_pooling"]
+__all__ = ["AvgPooling", "GeMPooling", "build_pooling"]

@@ -6,12 +6,13 @@ Simple, unsupervised and real; the template to copy for a new method.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from reidkit import BuildContext, EpochContext, EpochPlan, Method, ModalBatch
 from reidkit.config import option
 

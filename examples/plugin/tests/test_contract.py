@@ -1,6 +1,7 @@
 """The plugin runs reidkit's own contract checks on itself."""
-from reidkit.testing import check_method
 from reidkit_kmeans_proxy import KMeansProxy
+
+from reidkit.testing import check_method
 
 
 def test_kmeans_proxy_meets_the_method_contract(tmp_path):

@@ -6,8 +6,9 @@ package (``reidkit.evaluation``) does the comparing.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class Protocol:
             raise ValueError(f"protocol {self.name!r} has no trial")
 
     @classmethod
-    def single(cls, name: str, query: Sequence[Sample], gallery: Sequence[Sample], **kw: Any) -> "Protocol":
+    def single(cls, name: str, query: Sequence[Sample], gallery: Sequence[Sample], **kw: Any) -> Protocol:
         """A protocol with one trial whose gallery is the whole pool."""
         return cls(name=name, query=query, gallery_pool=gallery, trials=[np.arange(len(gallery))], **kw)
 
@@ -62,7 +63,7 @@ class Protocol:
 
     def summary(self) -> dict[str, int]:
         """``{"query", "gallery", "trials"}`` with gallery = size of one trial's gallery (the first)."""
-        return {"query": len(self.query), "gallery": int(len(self.trials[0])), "trials": len(self.trials)}
+        return {"query": len(self.query), "gallery": len(self.trials[0]), "trials": len(self.trials)}
 
 
 class ReIDDataset:
@@ -100,7 +101,7 @@ class ReIDDataset:
             raise DatasetError(f"{self.name}: training samples with unknown modalities {sorted(unknown)}")
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "ReIDDataset":  # pragma: no cover - abstract
+    def from_config(cls, cfg: Any) -> ReIDDataset:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @property

@@ -12,8 +12,9 @@ same-identity-same-camera entries skipped). The synthetic generator writes this 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
 from reidkit.data.records import Sample
@@ -78,13 +79,13 @@ class GenericDataset(ReIDDataset):
     name = "generic"
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "GenericDataset":
+    def from_config(cls, cfg: Any) -> GenericDataset:
         if not cfg.root:
             raise DatasetError("data.root is required for the generic dataset (a folder with train/ and test/)")
         return cls.from_root(cfg.root, mask_root=cfg.mask_root)
 
     @classmethod
-    def from_root(cls, root: str | Path, *, mask_root: str | Path | None = None) -> "GenericDataset":
+    def from_root(cls, root: str | Path, *, mask_root: str | Path | None = None) -> GenericDataset:
         root = Path(root).expanduser()
         if not root.is_dir():
             raise DatasetError(f"dataset root {root} does not exist (expected train/ and test/ in it)")

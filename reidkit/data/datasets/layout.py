@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from reidkit.data.datasets.base import DatasetError
 from reidkit.data.datasets.generic import IMAGE_SUFFIXES

@@ -22,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
 from reidkit.data.datasets.layout import attach_masks, list_images, read_id_line, resolve_root
@@ -63,12 +64,12 @@ class LLCM(ReIDDataset):
     }
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "LLCM":
+    def from_config(cls, cfg: Any) -> LLCM:
         root = resolve_root(cfg.root, "LLCM", ("idx", "test_vis"), LAYOUT, subfolders=("LLCM",))
         return cls.from_root(root, mask_root=cfg.mask_root)
 
     @classmethod
-    def from_root(cls, root: Path, *, mask_root: str | None = None) -> "LLCM":
+    def from_root(cls, root: Path, *, mask_root: str | None = None) -> LLCM:
         train: list[Sample] = []
         for modality, (listing, _) in FOLDERS.items():
             listed = read_labelled_list(root / "idx" / listing, root, modality, 0)

@@ -60,12 +60,12 @@ class RegDB(ReIDDataset):
     }
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "RegDB":
+    def from_config(cls, cfg: Any) -> RegDB:
         root = resolve_root(cfg.root, "RegDB", ("idx",), LAYOUT, subfolders=("RegDB",))
         return cls.from_root(root, trial=cfg.trial, mask_root=cfg.mask_root)
 
     @classmethod
-    def from_root(cls, root: Path, *, trial: int = 1, mask_root: str | None = None) -> "RegDB":
+    def from_root(cls, root: Path, *, trial: int = 1, mask_root: str | None = None) -> RegDB:
         if not 1 <= trial <= 10:
             raise DatasetError(f"RegDB has splits 1-10, got data.trial={trial}")
         idx = root / "idx"

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from reidkit.data.datasets.base import DatasetError, ReIDDataset
 from reidkit.data.datasets.generic import IMAGE_SUFFIXES, modality_protocols
@@ -81,14 +82,14 @@ class RGBNT201(ReIDDataset):
     }
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "RGBNT201":
+    def from_config(cls, cfg: Any) -> RGBNT201:
         root = resolve_root(cfg.root, "RGBNT201", ("test", "test_rgb"), LAYOUT,
                             subfolders=("RGBNT201", "rgbnt201"))
         return cls.from_root(root, exclude_aligned_twin=cfg.exclude_aligned_twin, mask_root=cfg.mask_root)
 
     @classmethod
     def from_root(cls, root: Path, *, exclude_aligned_twin: bool = False,
-                  mask_root: str | None = None) -> "RGBNT201":
+                  mask_root: str | None = None) -> RGBNT201:
         if (root / "test_rgb").is_dir():
             layout, train, test = "imsl", *cls._imsl(root)
         else:

@@ -23,7 +23,7 @@ class SyntheticDataset(GenericDataset):
     name = "synthetic"
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "SyntheticDataset":
+    def from_config(cls, cfg: Any) -> SyntheticDataset:
         """``cfg.root`` if given, else the cached ``cfg.preset`` (seed 0), generated on first use."""
         if cfg.root:
             root = Path(cfg.root).expanduser()
@@ -34,7 +34,7 @@ class SyntheticDataset(GenericDataset):
         return cls.from_root(root, mask_root=getattr(cfg, "mask_root", None))
 
     @classmethod
-    def from_root(cls, root: str | Path, *, mask_root: str | Path | None = None) -> "SyntheticDataset":
+    def from_root(cls, root: str | Path, *, mask_root: str | Path | None = None) -> SyntheticDataset:
         base = GenericDataset.from_root(root, mask_root=mask_root)
         notes = []
         meta_file = Path(root).expanduser() / META_FILE

@@ -20,8 +20,9 @@ match the AGW-family code; ``auto`` uses the file when present. ``Protocol.info[
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -90,12 +91,12 @@ class SYSUMM01(ReIDDataset):
     }
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "SYSUMM01":
+    def from_config(cls, cfg: Any) -> SYSUMM01:
         root = resolve_root(cfg.root, "SYSU-MM01", ("exp", "cam1"), LAYOUT, subfolders=("SYSU-MM01",))
         return cls.from_root(root, sampler=cfg.gallery_sampler, mask_root=cfg.mask_root)
 
     @classmethod
-    def from_root(cls, root: Path, *, sampler: str = "auto", mask_root: str | None = None) -> "SYSUMM01":
+    def from_root(cls, root: Path, *, sampler: str = "auto", mask_root: str | None = None) -> SYSUMM01:
         exp = root / "exp"
         train_ids = sorted(set(read_id_line(exp / "train_id.txt")) | set(read_id_line(exp / "val_id.txt")))
         test_ids = sorted(set(read_id_line(exp / "test_id.txt")))

@@ -14,7 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from reidkit.data.synthetic.materials import (
-    ACCESSORY_MATERIALS, GARMENT_MATERIALS, HAIR, SKIN, SKIN_TEMPERATURE, Material, sample_texture,
+    ACCESSORY_MATERIALS,
+    GARMENT_MATERIALS,
+    HAIR,
+    SKIN,
+    SKIN_TEMPERATURE,
+    Material,
+    sample_texture,
     structure_field,
 )
 from reidkit.data.synthetic.people import Garment, Person

@@ -70,7 +70,7 @@ class Knobs:
     agc_jitter: float = 0.3
     solar_load: float = 1.0
 
-    def replace(self, **overrides: float) -> "Knobs":
+    def replace(self, **overrides: float) -> Knobs:
         """A copy with some knobs changed; unknown names raise ``TypeError`` listing the known ones."""
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - known)
