@@ -19,6 +19,12 @@ directed modality pairs, leaving out the one-versus-the-rest protocols of 3-moda
 ladder tables do:
 
     .venv/bin/python benchmarks/paired_deltas.py runs/imsl-ladder-v4 imsl --dataset standard-3m --pairs --reference mmc
+
+``--share-of DIR`` prints, instead of differences, every variant's mean mAP as a share of the supervised
+reference's (``--supervised``, default ``dc-baseline``) in ``DIR`` on the same seed, e.g. the 3,000-step
+runs against the converged reference:
+
+    .venv/bin/python benchmarks/paired_deltas.py runs/long-budget chcr --share-of runs/dc-converged
 """
 from __future__ import annotations
 
@@ -71,6 +77,18 @@ def paired(folder: Path, method: str, reference: str, reference_dir: Path | None
             for v, seeds in sorted(runs.items()) if reference_dir or v != reference}
 
 
+def shares(folder: Path, method: str, reference_dir: Path, supervised: str = "dc-baseline", *,
+           dataset: str | None = None, pairs: bool = False) -> dict[str, dict[int, tuple[float, float]]]:
+    """``{variant: {seed: (mean mAP, that / the supervised run's mean mAP on the seed)}}`` over the seeds
+    that ``reference_dir`` holds a finished ``supervised`` run for (any variant name: the first found)."""
+    refs = scores(reference_dir, supervised, dataset, pairs)
+    if not refs:
+        raise SystemExit(f"no finished {supervised} run under {reference_dir}")
+    ref = next(iter(refs.values())) if len(refs) == 1 else refs.get("", next(iter(refs.values())))
+    return {v: {s: (score, score / ref[s]) for s, score in sorted(seeds.items()) if s in ref and ref[s] > 0}
+            for v, seeds in sorted(scores(folder, method, dataset, pairs).items())}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path)
@@ -80,7 +98,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", help="only the runs on this dataset (the suite's dataset key)")
     ap.add_argument("--pairs", action="store_true",
                     help="average the directed modality pairs only (no one-versus-the-rest protocols)")
+    ap.add_argument("--share-of", type=Path, metavar="DIR",
+                    help="print each variant's mean mAP as a share of the supervised run's in DIR, seed by seed")
+    ap.add_argument("--supervised", default="dc-baseline", help="the supervised method of --share-of")
     args = ap.parse_args(argv)
+    if args.share_of:
+        table = shares(args.folder, args.method, args.share_of, args.supervised,
+                       dataset=args.dataset, pairs=args.pairs)
+        print(f"| {args.method} variant | mean mAP / {args.supervised} of {args.share_of}, per seed | mean share |")
+        print("|---|---|---:|")
+        for variant, per_seed in table.items():
+            if not per_seed:
+                continue
+            cells = ", ".join(f"seed {s}: {m:.1f} ({100 * r:.0f} %)" for s, (m, r) in per_seed.items())
+            print(f"| {variant} | {cells} | {100 * np.mean([r for _, r in per_seed.values()]):.0f} % |")
+        return 0
     deltas_by_variant = paired(args.folder, args.method, args.reference, args.reference_dir,
                                dataset=args.dataset, pairs=args.pairs)
     where = f" of {args.reference_dir}" if args.reference_dir else ""

@@ -1,0 +1,73 @@
+"""benchmarks/paired_deltas.py: seed-paired differences and shares of the supervised reference."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paired_deltas.py"
+
+
+@pytest.fixture(scope="module")
+def deltas():
+    spec = importlib.util.spec_from_file_location("paired_deltas", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_run(root: Path, rel: str, method: str, seed: int, maps: tuple[float, float]) -> None:
+    """A finished run directory holding only what the script reads: metrics.json's final results."""
+    run_dir = root / rel
+    run_dir.mkdir(parents=True)
+    results = {p: {"mAP": m, "rank1": m} for p, m in zip(("visible-to-infrared", "infrared-to-visible"), maps)}
+    doc = {"method": method, "dataset": "synthetic", "seed": seed, "results": results, "epochs": []}
+    (run_dir / "metrics.json").write_text(json.dumps(doc))
+
+
+@pytest.fixture
+def folders(tmp_path):
+    unsup, sup = tmp_path / "unsup", tmp_path / "sup"
+    for seed, (a, b) in enumerate([((0.10, 0.14), (0.20, 0.20)), ((0.06, 0.06), (0.05, 0.07))]):
+        fake_run(unsup, f"synthetic/chcr/full/seed{seed}", "chcr", seed, a)
+        fake_run(unsup, f"synthetic/chcr/1-baseline/seed{seed}", "chcr", seed, b)
+    fake_run(sup, "synthetic/dc-baseline/seed0", "dc-baseline", 0, (0.40, 0.56))
+    fake_run(sup, "synthetic/dc-baseline/seed1", "dc-baseline", 1, (0.30, 0.30))
+    return unsup, sup
+
+
+def test_paired_differences_are_per_seed_mean_map_points(deltas, folders):
+    unsup, _ = folders
+    out = deltas.paired(unsup, "chcr", "1-baseline")
+    assert set(out) == {"full"}
+    assert out["full"] == pytest.approx({0: 12.0 - 20.0, 1: 6.0 - 6.0})
+
+
+def test_shares_divide_by_the_supervised_run_of_the_same_seed(deltas, folders):
+    unsup, sup = folders
+    out = deltas.shares(unsup, "chcr", sup)
+    assert out["full"][0] == pytest.approx((12.0, 12.0 / 48.0))
+    assert out["full"][1] == pytest.approx((6.0, 6.0 / 30.0))
+    assert out["1-baseline"][0] == pytest.approx((20.0, 20.0 / 48.0))
+
+
+def test_shares_skip_seeds_without_a_supervised_run(deltas, folders, tmp_path):
+    unsup, _ = folders
+    only_seed0 = tmp_path / "sup0"
+    fake_run(only_seed0, "synthetic/dc-baseline/seed0", "dc-baseline", 0, (0.5, 0.5))
+    assert set(deltas.shares(unsup, "chcr", only_seed0)["full"]) == {0}
+
+
+def test_shares_need_a_supervised_run(deltas, folders):
+    unsup, _ = folders
+    with pytest.raises(SystemExit, match="no finished dc-baseline"):
+        deltas.shares(unsup, "chcr", unsup)
+
+
+def test_cli_prints_the_share_table(deltas, folders, capsys):
+    unsup, sup = folders
+    assert deltas.main([str(unsup), "chcr", "--share-of", str(sup)]) == 0
+    out = capsys.readouterr().out
+    assert "| full | seed 0: 12.0 (25 %), seed 1: 6.0 (20 %) | 22 % |" in out
