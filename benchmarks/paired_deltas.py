@@ -80,11 +80,15 @@ def paired(folder: Path, method: str, reference: str, reference_dir: Path | None
 def shares(folder: Path, method: str, reference_dir: Path, supervised: str = "dc-baseline", *,
            dataset: str | None = None, pairs: bool = False) -> dict[str, dict[int, tuple[float, float]]]:
     """``{variant: {seed: (mean mAP, that / the supervised run's mean mAP on the seed)}}`` over the seeds
-    that ``reference_dir`` holds a finished ``supervised`` run for (any variant name: the first found)."""
+    that ``reference_dir`` holds a finished ``supervised`` run for: its runs without a variant name, or its
+    only variant's."""
     refs = scores(reference_dir, supervised, dataset, pairs)
     if not refs:
         raise SystemExit(f"no finished {supervised} run under {reference_dir}")
-    ref = next(iter(refs.values())) if len(refs) == 1 else refs.get("", next(iter(refs.values())))
+    if "" not in refs and len(refs) > 1:
+        raise SystemExit(f"{reference_dir} holds several {supervised} variants ({', '.join(sorted(refs))}) and "
+                         f"none without a name: which is the reference is ambiguous")
+    ref = refs.get("", next(iter(refs.values())))
     return {v: {s: (score, score / ref[s]) for s, score in sorted(seeds.items()) if s in ref and ref[s] > 0}
             for v, seeds in sorted(scores(folder, method, dataset, pairs).items())}
 

@@ -71,3 +71,14 @@ def test_cli_prints_the_share_table(deltas, folders, capsys):
     assert deltas.main([str(unsup), "chcr", "--share-of", str(sup)]) == 0
     out = capsys.readouterr().out
     assert "| full | seed 0: 12.0 (25 %), seed 1: 6.0 (20 %) | 22 % |" in out
+
+
+def test_shares_refuse_an_ambiguous_reference(deltas, folders, tmp_path):
+    unsup, _ = folders
+    two = tmp_path / "two"
+    fake_run(two, "synthetic/dc-baseline/a/seed0", "dc-baseline", 0, (0.5, 0.5))
+    fake_run(two, "synthetic/dc-baseline/b/seed0", "dc-baseline", 0, (0.4, 0.4))
+    with pytest.raises(SystemExit, match="ambiguous"):
+        deltas.shares(unsup, "chcr", two)
+    fake_run(two, "synthetic/dc-baseline/seed0", "dc-baseline", 0, (0.3, 0.3))
+    assert deltas.shares(unsup, "chcr", two)["full"][0] == pytest.approx((12.0, 12.0 / 30.0))
