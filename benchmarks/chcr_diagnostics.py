@@ -68,12 +68,11 @@ def refine_stats(main: np.ndarray, dropped: np.ndarray, truth: np.ndarray, visib
 
 
 def main() -> None:
-    from reidkit_methods.chcr.clustering import joint_cluster
-    from reidkit_methods.chcr.refinement import refine_labels
-
     from reidkit.engine.run import build_method, load_dataset, resolve_run_config, restore_checkpoint
     from reidkit.engine.trainer import Trainer
     from reidkit.method import EpochContext
+    from reidkit_methods.chcr.clustering import joint_cluster
+    from reidkit_methods.chcr.refinement import refine_labels
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", nargs="?", help="a finished chcr run directory")

@@ -67,11 +67,11 @@ def clustering_scores(run: Path, weights: list[float], untrained: bool = False) 
     """MMC of the training set on image, mask and combined features of one run's model (see the docstring)."""
     import torch
     import torch.nn.functional as F
-    from reidkit_methods.imsl.mmc import mmc
 
     from reidkit.engine.diagnostics import label_diagnostics
     from reidkit.engine.run import restore_checkpoint
     from reidkit.method import EpochContext
+    from reidkit_methods.imsl.mmc import mmc
 
     restored = restore_checkpoint(run / "checkpoints" / "last.pt", device="cpu", load_weights=not untrained)
     cfg, dataset = restored.cfg, restored.dataset

@@ -96,11 +96,11 @@ def score_silhouette(preset: str, sizes=((64, 32), (128, 64)), per_modality: int
     import numpy as np
     import torch
     from PIL import Image
-    from reidkit_methods.imsl.smr import silhouette
 
     from reidkit.config import DataConfig
     from reidkit.data.datasets.synthetic import SyntheticDataset
     from reidkit.data.transforms import test_transform
+    from reidkit_methods.imsl.smr import silhouette
 
     ds = SyntheticDataset.from_config(DataConfig(preset=preset))
     rng = np.random.default_rng(0)

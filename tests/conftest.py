@@ -17,6 +17,17 @@ def tiny_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shipped_config():
+    """``shipped_config(method, name)``: the run config that ``configs/<method>/<name>.yaml`` resolves to."""
+    from reidkit.engine.run import resolve_run_config
+
+    def resolve(method: str, name: str):
+        return resolve_run_config(method, config_file=ROOT / "configs" / method / f"{name}.yaml")
+
+    return resolve
+
+
+@pytest.fixture(scope="session")
 def example_method():
     """The example plugin's method (examples/plugin), importable without installing it."""
     path = str(ROOT / "examples" / "plugin")

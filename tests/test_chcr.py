@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+from reidkit.cluster import relabel
 from reidkit_methods.chcr import CHCR, CHCRConfig
 from reidkit_methods.chcr.hierarchy import (
     centre_by_modality,
@@ -23,8 +25,6 @@ from reidkit_methods.chcr.refinement import (
     soft_agreement,
     strict_agreement,
 )
-
-from reidkit.cluster import relabel
 
 
 # -- hierarchy -----------------------------------------------------------------------------------------------
@@ -318,22 +318,15 @@ def test_tiny_end_to_end_run(tmp_path):
     assert doc["results"] and all(0 <= r["mAP"] <= 1 for r in doc["results"].values())
 
 
-def test_synthetic_config_states_the_code_defaults():
-    from pathlib import Path
-
+def test_synthetic_config_states_the_code_defaults(shipped_config):
     from reidkit.config import to_dict
     from reidkit.engine.run import resolve_run_config
 
-    path = Path(__file__).resolve().parents[1] / "configs" / "chcr" / "synthetic.yaml"
-    assert to_dict(resolve_run_config("chcr", config_file=path)) == to_dict(resolve_run_config("chcr"))
+    assert to_dict(shipped_config("chcr", "synthetic")) == to_dict(resolve_run_config("chcr"))
 
 
 @pytest.mark.parametrize("name", ["sysu_mm01", "regdb", "llcm"])
-def test_gpu_configs_resolve(name):
-    from pathlib import Path
-
-    from reidkit.engine.run import resolve_run_config
-
-    cfg = resolve_run_config("chcr", config_file=Path(__file__).resolve().parents[1] / "configs" / "chcr" / f"{name}.yaml")
+def test_gpu_configs_resolve(name, shipped_config):
+    cfg = shipped_config("chcr", name)
     assert cfg.data.dataset == name and cfg.model.backbone == "resnet50"
     assert (cfg.data.height, cfg.data.width) == (288, 144)

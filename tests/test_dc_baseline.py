@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from reidkit_methods.dc_baseline import DCBaseline, DCBaselineConfig
 from reidkit_methods.dc_baseline.gaussian import (
     distribution_consistency,

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+from reidkit.cluster import mean_update
 from reidkit_methods.imsl import IMSL, IMSLConfig
 from reidkit_methods.imsl.config import cluster_count
 from reidkit_methods.imsl.mil import (
@@ -26,8 +28,6 @@ from reidkit_methods.imsl.smr import (
     otsu_threshold,
     silhouette,
 )
-
-from reidkit.cluster import mean_update
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -283,33 +283,25 @@ def test_config_defaults_are_the_official_values():
     assert cfg.channel_exchange and cfg.mixed_bn and cfg.mask_bn_stats and not cfg.mmre
 
 
-def _shipped_config(name):
-    from pathlib import Path
-
-    from reidkit.engine.run import resolve_run_config
-
-    return resolve_run_config("imsl", config_file=Path(__file__).resolve().parents[1] / "configs" / "imsl" / f"{name}.yaml")
-
-
-def test_synthetic_config_states_the_code_defaults():
+def test_synthetic_config_states_the_code_defaults(shipped_config):
     from reidkit.config import to_dict
     from reidkit.engine.run import resolve_run_config
 
-    assert to_dict(_shipped_config("synthetic")) == to_dict(resolve_run_config("imsl"))
+    assert to_dict(shipped_config("imsl", "synthetic")) == to_dict(resolve_run_config("imsl"))
 
 
-def test_synthetic_3m_config_is_the_default_recipe_on_three_modalities():
+def test_synthetic_3m_config_is_the_default_recipe_on_three_modalities(shipped_config):
     from reidkit.config import to_dict
     from reidkit.engine.run import resolve_run_config
 
-    shipped = to_dict(_shipped_config("synthetic-3m"))
+    shipped = to_dict(shipped_config("imsl", "synthetic-3m"))
     default = to_dict(resolve_run_config("imsl", overrides=["data.preset=standard-3m"]))
     assert shipped == default and shipped["data"]["preset"] == "standard-3m"
 
 
 @pytest.mark.parametrize("name", ["sysu_mm01", "regdb", "rgbnt201"])
-def test_gpu_configs_resolve_with_the_published_values(name):
-    cfg = _shipped_config(name)
+def test_gpu_configs_resolve_with_the_published_values(name, shipped_config):
+    cfg = shipped_config("imsl", name)
     assert cfg.data.dataset == name and cfg.model.backbone == "resnet50"
     assert (cfg.data.height, cfg.data.width, cfg.data.batch_size) == (288, 144, 64)
     assert cfg.optim.optimizer == "adam" and math.isclose(cfg.optim.lr, 3.5e-4)
@@ -388,7 +380,6 @@ def test_shape_source_masks_without_masks_is_a_clear_error(tmp_path):
 
 def test_cluster_shape_weight_clusters_image_and_mask_features_together(tmp_path, monkeypatch):
     import reidkit_methods.imsl.method as imsl_method
-
     from reidkit.method import EpochContext
     from reidkit.testing import make_tiny_dataset
 

@@ -21,16 +21,16 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
+
+from reidkit.method import BuildContext, EpochContext, EpochPlan, Method, ModalBatch
+from reidkit.models.memory import ClusterMemory, ProxyMemory
 from reidkit_methods.imsl.config import IMSLConfig, cluster_count
 from reidkit_methods.imsl.mil import offline_association_loss, online_association_loss, online_ranking
 from reidkit_methods.imsl.mmc import mmc, modality_mean_centroids
 from reidkit_methods.imsl.mmre import reliability_weights
 from reidkit_methods.imsl.proxies import build_proxies, group_means
 from reidkit_methods.imsl.smr import ProjectionHead, alignment_loss, frozen_bn_stats, silhouette
-from torch import Tensor
-
-from reidkit.method import BuildContext, EpochContext, EpochPlan, Method, ModalBatch
-from reidkit.models.memory import ClusterMemory, ProxyMemory
 
 log = logging.getLogger(__name__)
 
