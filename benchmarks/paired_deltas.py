@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("method")
-    ap.add_argument("--reference", default="full", help="the variant the others are compared with")
+    ap.add_argument("--reference", help="the variant the others are compared with (default: full)")
     ap.add_argument("--reference-dir", type=Path, help="read the reference variant from this benchmark folder")
     ap.add_argument("--dataset", help="only the runs on this dataset (the suite's dataset key)")
     ap.add_argument("--pairs", action="store_true",
@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="print each variant's mean mAP as a share of the supervised run's in DIR, seed by seed")
     ap.add_argument("--supervised", default="dc-baseline", help="the supervised method of --share-of")
     args = ap.parse_args(argv)
+    if args.share_of and (args.reference is not None or args.reference_dir):
+        ap.error("--share-of divides by the --supervised method's runs; --reference and --reference-dir "
+                 "do not apply to it")
     if args.share_of:
         table = shares(args.folder, args.method, args.share_of, args.supervised,
                        dataset=args.dataset, pairs=args.pairs)
@@ -117,10 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             cells = ", ".join(f"seed {s}: {m:.1f} ({100 * r:.0f} %)" for s, (m, r) in per_seed.items())
             print(f"| {variant} | {cells} | {100 * np.mean([r for _, r in per_seed.values()]):.0f} % |")
         return 0
-    deltas_by_variant = paired(args.folder, args.method, args.reference, args.reference_dir,
+    reference = "full" if args.reference is None else args.reference
+    deltas_by_variant = paired(args.folder, args.method, reference, args.reference_dir,
                                dataset=args.dataset, pairs=args.pairs)
     where = f" of {args.reference_dir}" if args.reference_dir else ""
-    print(f"| {args.method} variant | minus {args.reference or '(no variant)'}{where}, per seed (mAP points) | mean |")
+    print(f"| {args.method} variant | minus {reference or '(no variant)'}{where}, per seed (mAP points) | mean |")
     print("|---|---|---:|")
     for variant, deltas in deltas_by_variant.items():
         per_seed = ", ".join(f"seed {s}: {d:+.1f}" for s, d in deltas.items())

@@ -82,3 +82,17 @@ def test_shares_refuse_an_ambiguous_reference(deltas, folders, tmp_path):
         deltas.shares(unsup, "chcr", two)
     fake_run(two, "synthetic/dc-baseline/seed0", "dc-baseline", 0, (0.3, 0.3))
     assert deltas.shares(unsup, "chcr", two)["full"][0] == pytest.approx((12.0, 12.0 / 30.0))
+
+
+@pytest.mark.parametrize("extra", [["--reference", "1-baseline"], ["--reference-dir", "."]])
+def test_cli_refuses_reference_options_with_share_of(deltas, folders, capsys, extra):
+    unsup, sup = folders
+    with pytest.raises(SystemExit):
+        deltas.main([str(unsup), "chcr", "--share-of", str(sup), *extra])
+    assert "do not apply" in capsys.readouterr().err
+
+
+def test_cli_reference_defaults_to_full(deltas, folders, capsys):
+    unsup, _ = folders
+    assert deltas.main([str(unsup), "chcr"]) == 0
+    assert "| 1-baseline | seed 0: +8.0, seed 1: +0.0 | +4.0 |" in capsys.readouterr().out
