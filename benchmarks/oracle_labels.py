@@ -8,6 +8,11 @@ the supervised reference is the pseudo-labels' fault and how much the method's l
   modality-mean centroids; MIL's proxies, SMR's mask memory and MMRE follow from them as usual.
 - CHCR: the level-1 joint clustering returns the identities; run it with ``hierarchy=none`` and
   ``refinement=none`` (the baseline rung): with perfect labels the merge and the filter have nothing to do.
+  ``--within-modality`` splits every identity into one cluster per modality instead: perfect clusters
+  inside each modality and no cross-modality link, which is what CHCR's baseline rung aims for on its own
+  (its joint clustering never mixes the modalities). The distance between the two oracles is what the
+  cross-modality association is worth to the method; the distance from this one down to the method's own
+  labels is the within-modality clustering's share.
 
 This is a diagnostic, never a method and never a result to compare with the others: it reads the labels
 an unsupervised method must not see. The run directory is marked (``metrics.json`` ``"diagnostic"``), and
@@ -28,6 +33,8 @@ import numpy as np
 import torch
 
 MARK = "oracle pseudo-labels: the hidden training identities replace the method's clustering (benchmarks/oracle_labels.py)"
+MARK_WITHIN = ("oracle pseudo-labels, split by modality: the hidden training identities, one cluster per "
+               "(identity, modality), replace the method's clustering (benchmarks/oracle_labels.py)")
 
 
 def oracle_imsl():
@@ -53,7 +60,13 @@ def oracle_imsl():
     return OracleIMSL
 
 
-def oracle_chcr():
+def split_by_modality(identities: np.ndarray, modality_ids: np.ndarray) -> np.ndarray:
+    """One label per (identity, modality) pair present, numbered 0..M-1: no cluster crosses modalities."""
+    pairs = np.stack([np.asarray(identities, dtype=np.int64), np.asarray(modality_ids, dtype=np.int64)], axis=1)
+    return np.unique(pairs, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+def oracle_chcr(within_modality: bool = False):
     from reidkit_methods.chcr import CHCR
     from reidkit_methods.chcr.clustering import JointClustering
 
@@ -68,7 +81,8 @@ def oracle_chcr():
             return super().prepare_epoch(ctx)
 
         def _cluster(self, features, modality_ids):
-            return JointClustering(labels=self._truth.copy(), eps=float("nan"))
+            labels = split_by_modality(self._truth, modality_ids) if within_modality else self._truth.copy()
+            return JointClustering(labels=labels, eps=float("nan"))
 
     return OracleCHCR
 
@@ -82,16 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, required=True, help="run directory (say 'oracle' in it)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--within-modality", action="store_true",
+                    help="chcr: one cluster per (identity, modality), so no label links the modalities")
     args = ap.parse_args(argv)
-    cls = oracle_imsl() if args.method == "imsl" else oracle_chcr()
+    if args.within_modality and args.method != "chcr":
+        ap.error("--within-modality is for chcr (IMSL's MMC needs clusters that span the modalities)")
+    cls = oracle_imsl() if args.method == "imsl" else oracle_chcr(args.within_modality)
     cfg = resolve_run_config(args.method, overrides=[*args.set, f"output={args.output}"])
     with mock.patch.object(run_module, "build_method",
                            lambda cfg, dataset, device: build_method_from(cls, cfg, dataset, device)):
         run_module.run(cfg, device=args.device)
     path = args.output / "metrics.json"
     doc = json.loads(path.read_text())
-    path.write_text(json.dumps({"diagnostic": MARK, **doc}, indent=2) + "\n")
-    (args.output / "DIAGNOSTIC.txt").write_text(MARK + "\n")
+    mark = MARK_WITHIN if args.within_modality else MARK
+    path.write_text(json.dumps({"diagnostic": mark, **doc}, indent=2) + "\n")
+    (args.output / "DIAGNOSTIC.txt").write_text(mark + "\n")
     return 0
 
 
