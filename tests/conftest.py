@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny on-disk dataset and the example plugin's method class."""
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -25,6 +26,18 @@ def shipped_config():
         return resolve_run_config(method, config_file=ROOT / "configs" / method / f"{name}.yaml")
 
     return resolve
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script(name)``: the module ``benchmarks/<name>.py``, loaded from its file (no package)."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

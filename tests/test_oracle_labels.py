@@ -1,21 +1,13 @@
 """benchmarks/oracle_labels.py: the within-modality split of the oracle labels."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "oracle_labels.py"
-
 
 @pytest.fixture(scope="module")
-def oracle():
-    spec = importlib.util.spec_from_file_location("oracle_labels", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def oracle(benchmark_script):
+    return benchmark_script("oracle_labels")
 
 
 def test_split_by_modality_never_links_the_modalities(oracle):

@@ -1,21 +1,15 @@
 """benchmarks/paired_deltas.py: seed-paired differences and shares of the supervised reference."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paired_deltas.py"
-
 
 @pytest.fixture(scope="module")
-def deltas():
-    spec = importlib.util.spec_from_file_location("paired_deltas", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def deltas(benchmark_script):
+    return benchmark_script("paired_deltas")
 
 
 def fake_run(root: Path, rel: str, method: str, seed: int, maps: tuple[float, float]) -> None:
