@@ -62,8 +62,10 @@ def oracle_imsl():
 
 def split_by_modality(identities: np.ndarray, modality_ids: np.ndarray) -> np.ndarray:
     """One label per (identity, modality) pair present, numbered 0..M-1: no cluster crosses modalities."""
-    pairs = np.stack([np.asarray(identities, dtype=np.int64), np.asarray(modality_ids, dtype=np.int64)], axis=1)
-    return np.unique(pairs, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    from reidkit.cluster import relabel
+
+    mods = np.asarray(modality_ids, dtype=np.int64)
+    return relabel(np.asarray(identities, dtype=np.int64) * (int(mods.max()) + 1) + mods)
 
 
 def oracle_chcr(within_modality: bool = False):

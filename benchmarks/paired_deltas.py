@@ -106,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="print each variant's mean mAP as a share of the supervised run's in DIR, seed by seed")
     ap.add_argument("--supervised", default="dc-baseline", help="the supervised method of --share-of")
     args = ap.parse_args(argv)
-    if args.share_of and (args.reference is not None or args.reference_dir):
-        ap.error("--share-of divides by the --supervised method's runs; --reference and --reference-dir "
-                 "do not apply to it")
     if args.share_of:
+        if args.reference is not None or args.reference_dir:
+            ap.error("--share-of divides by the --supervised method's runs; --reference and --reference-dir "
+                     "do not apply to it")
         table = shares(args.folder, args.method, args.share_of, args.supervised,
                        dataset=args.dataset, pairs=args.pairs)
         print(f"| {args.method} variant | mean mAP / {args.supervised} of {args.share_of}, per seed | mean share |")
