@@ -23,6 +23,7 @@ from typing import Any
 from reidkit.config import ConfigError, option
 
 VISIBLE_VIEWS = ("plain", "exchange")
+MERGE_FEATURES = ("image", "masks")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class CHCRConfig:
                                     "modality-centred centroids of a merged pair")
     merge_rounds: int = option(3, ge=1, help="cross-merge: rounds of mutual-nearest matching; each round "
                                "matches among the clusters still unmatched")
+    merge_features: str = option("image", choices=MERGE_FEATURES, help="cross-merge: the features whose "
+                                 "cluster centroids are matched across modalities. image: the image features "
+                                 "(the paper's reading); masks: the shape masks of the same images through the "
+                                 "same network (a reidkit extension, not in the paper; needs a mask for every "
+                                 "training image: the synthetic data has them, real data via data.mask_root)")
     centre_modalities: bool = option(True, help="cross-merge: compare centroids after subtracting each "
                                      "modality's mean feature (removes the modality offset)")
     mc_weight: float = option(0.5, ge=0, help="weight of the modality contrastive loss (0 disables it)")
