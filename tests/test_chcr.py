@@ -225,6 +225,7 @@ LADDER = {
     "full-soft": ["method_args.hierarchy=cross-merge", "method_args.refinement=soft"],
     "centred": ["method_args.hierarchy=modality-centred", "method_args.refinement=strict"],
     "instances": ["method_args.outliers=instances"],
+    "merge-by-masks": ["method_args.merge_features=masks"],
 }
 
 
@@ -266,6 +267,46 @@ def _tiny_method(tmp_path, overrides=()):
     dataset = GenericDataset.from_config(cfg.data)
     method = build_method_from(CHCR, cfg, dataset, torch.device("cpu"))
     return method, Trainer(method, dataset, cfg, device=torch.device("cpu")), dataset
+
+
+def _tiny_context(trainer, dataset):
+    from reidkit.method import EpochContext
+
+    return EpochContext(epoch=0, num_epochs=1, train=dataset.train, modalities=dataset.modalities,
+                        device=torch.device("cpu"), uses_labels=False, extract_fn=trainer._extract_train, seed=0)
+
+
+def test_merge_by_masks_matches_the_mask_features(tmp_path, monkeypatch):
+    """merge_features=masks hands the cross-merge the features of the masks, not of the images."""
+    import reidkit_methods.chcr.method as chcr_method
+
+    seen = []
+    real_merge = chcr_method.cross_modality_merge
+
+    def spy(labels, features, *args, **kwargs):
+        seen.append(features)
+        return real_merge(labels, features, *args, **kwargs)
+
+    monkeypatch.setattr(chcr_method, "cross_modality_merge", spy)
+    method, trainer, dataset = _tiny_method(tmp_path, ["method_args.merge_features=masks",
+                                                       "method_args.refinement=none"])
+    method.eval()
+    plan = method.prepare_epoch(_tiny_context(trainer, dataset))
+    masks, images = trainer._extract_train(source="mask"), trainer._extract_train()
+    assert len(seen) == 1 and torch.allclose(seen[0], masks)
+    assert not torch.allclose(masks, images)
+    assert plan.info["time_mask_features_s"] >= 0
+
+
+def test_merge_by_masks_without_masks_says_what_to_set(tmp_path):
+    import dataclasses
+
+    from reidkit.config import ConfigError
+
+    method, trainer, dataset = _tiny_method(tmp_path, ["method_args.merge_features=masks"])
+    dataset.train[0] = dataclasses.replace(dataset.train[0], mask_path=None)
+    with pytest.raises(ConfigError, match=r"1 of \d+ have none.*data\.mask_root"):
+        method.prepare_epoch(_tiny_context(trainer, dataset))
 
 
 def test_losses_are_finite_and_reach_the_backbone(tmp_path):
