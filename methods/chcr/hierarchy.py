@@ -14,6 +14,13 @@ level". Two readings fit (§4.3); both are here:
 * **modality-centred (C2).** Subtract each modality's mean feature and re-normalise *before* the joint
   clustering, so that the density clustering itself sees no modality offset (:func:`centre_by_modality`).
 
+Which features the cross-merge compares is an option (``merge_features``). ``image`` (the default, the
+paper's reading) uses the image features that are being clustered. ``masks`` is a reidkit extension, not
+in the paper: the centroids come from the same images' shape masks through the same network. A mask has no
+colour or temperature, so it carries no modality; on the synthetic data the mask centroids pair visible
+and infrared clusters of one person far more often than the image centroids (benchmarks/chcr.md,
+"Matching clusters by shape"). It needs a mask for every training image (``data.mask_root`` on real data).
+
 Why C1 is the default: it is literally hierarchical (clusters of clusters), it acts at the centroid level
 as the citing sentence says, and it is conservative (one-to-one, mutual, within-modality structure
 untouched), so a wrong merge costs one pair of clusters, where a wrong eps in C2 can chain many
