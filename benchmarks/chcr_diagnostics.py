@@ -15,6 +15,7 @@ TRAINING set:
 
     python benchmarks/chcr_diagnostics.py runs/bench-ablations/synthetic-standard/chcr/full/seed0
     python benchmarks/chcr_diagnostics.py --untrained --set data.preset=standard --eps 0.4 0.5 0.6
+    python benchmarks/chcr_diagnostics.py RUN --set method_args.merge_features=masks   # merges by mask centroids
 
 Only for diagnostics: it reads identities through a context that allows it (``uses_labels=True``).
 """
