@@ -8,15 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reidkit.cluster import relabel
+from reidkit.cluster import centre_by_modality, mutual_nearest_pairs, relabel
 from reidkit_methods.chcr import CHCR, CHCRConfig
-from reidkit_methods.chcr.hierarchy import (
-    centre_by_modality,
-    cross_modality_merge,
-    mixed_share,
-    modality_presence,
-    mutual_nearest_pairs,
-)
+from reidkit_methods.chcr.hierarchy import cross_modality_merge, mixed_share, modality_presence
 from reidkit_methods.chcr.losses import centroid_entries, modality_contrastive_loss
 from reidkit_methods.chcr.refinement import (
     channel_overlap,

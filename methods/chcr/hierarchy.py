@@ -32,10 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from reidkit.cluster import cluster_centroids, relabel
+from reidkit.cluster import centre_by_modality, cluster_centroids, match_rounds, relabel
 
 
 def modality_presence(labels: np.ndarray, modality_ids: np.ndarray, num_modalities: int) -> np.ndarray:
@@ -53,31 +52,6 @@ def mixed_share(labels: np.ndarray, modality_ids: np.ndarray, num_modalities: in
     present = modality_presence(labels, modality_ids, num_modalities)
     present = present[present.any(1)]
     return float(np.mean(present.sum(1) > 1)) if len(present) else 0.0
-
-
-def centre_by_modality(features: Tensor, modality_ids: np.ndarray) -> Tensor:
-    """[N, D] features minus their modality's mean feature, L2-normalised again.
-
-    The modality gap is, to first order, an offset shared by every image of a modality; removing it makes
-    cosine similarities comparable across modalities.
-    """
-    ids = torch.as_tensor(np.asarray(modality_ids), device=features.device)
-    out = features.clone()
-    for m in torch.unique(ids):
-        rows = ids == m
-        out[rows] = features[rows] - features[rows].mean(0, keepdim=True)
-    return F.normalize(out, dim=1)
-
-
-def mutual_nearest_pairs(similarity: Tensor, threshold: float) -> list[tuple[int, int, float]]:
-    """Pairs (row, col, sim) that are each other's nearest neighbour in ``similarity`` [R, C], sim >= threshold."""
-    if similarity.numel() == 0:
-        return []
-    best_col = similarity.argmax(dim=1)
-    best_row = similarity.argmax(dim=0)
-    rows = torch.arange(similarity.shape[0], device=similarity.device)
-    mutual = (best_row[best_col] == rows) & (similarity[rows, best_col] >= threshold)
-    return [(int(r), int(best_col[r]), float(similarity[r, best_col[r]])) for r in rows[mutual].tolist()]
 
 
 @dataclass
@@ -127,22 +101,10 @@ def cross_modality_merge(labels: np.ndarray, features: Tensor, modality_ids: np.
     sim = centroids[torch.as_tensor(first_only, device=feats.device)] @ \
         centroids[torch.as_tensor(second_only, device=feats.device)].T
     target = np.arange(len(present))
-    pairs: list[tuple[int, int, float]] = []
-    free_rows = np.ones(len(first_only), dtype=bool)
-    free_cols = np.ones(len(second_only), dtype=bool)
-    for _ in range(rounds):
-        r_idx, c_idx = np.flatnonzero(free_rows), np.flatnonzero(free_cols)
-        if len(r_idx) == 0 or len(c_idx) == 0:
-            break
-        sub = sim[torch.as_tensor(r_idx, device=sim.device)][:, torch.as_tensor(c_idx, device=sim.device)]
-        found = mutual_nearest_pairs(sub, threshold)
-        if not found:
-            break
-        for r, c, s in found:
-            a, b = int(first_only[r_idx[r]]), int(second_only[c_idx[c]])
-            target[b] = a
-            pairs.append((a, b, s))
-            free_rows[r_idx[r]] = False
-            free_cols[c_idx[c]] = False
+    pairs = []
+    for r, c, s in match_rounds(sim, threshold=threshold, rounds=rounds):
+        a, b = int(first_only[r]), int(second_only[c])
+        target[b] = a
+        pairs.append((a, b, s))
     merged = np.where(labels >= 0, target[np.maximum(labels, 0)], -1)
     return MergeResult(relabel(merged), pairs, int(only.sum()))

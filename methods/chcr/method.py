@@ -26,14 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from reidkit.cluster import cluster_centroids, modality_centroids, relabel
+from reidkit.cluster import centre_by_modality, cluster_centroids, modality_centroids, relabel
 from reidkit.config import ConfigError
 from reidkit.method import BuildContext, EpochContext, EpochPlan, Method, ModalBatch
 from reidkit.models.memory import ClusterMemory, ProxyMemory
 
 from .clustering import joint_cluster
 from .config import RUN_DEFAULTS, CHCRConfig
-from .hierarchy import centre_by_modality, cross_modality_merge, mixed_share
+from .hierarchy import cross_modality_merge, mixed_share
 from .losses import centroid_entries, modality_contrastive_loss
 from .refinement import refine_labels
 

@@ -12,9 +12,10 @@ from .jaccard import jaccard_distance
 from .kmeans import CentroidUpdate, KMeansResult, assign, kmeans, mean_update
 from .knn import Neighbors, knn
 from .labels import ClusterStatistics, cluster_statistics, pseudo_labels, relabel
+from .link import centre_by_modality, match_rounds, mutual_nearest_pairs
 
 __all__ = [
-    "CentroidUpdate", "ClusterStatistics", "KMeansResult", "Neighbors", "assign", "cluster_centroids",
-    "cluster_statistics", "dbscan", "faiss_knn", "jaccard_distance", "kmeans", "knn", "knn_recall",
-    "mean_update", "modality_centroids", "pseudo_labels", "relabel",
+    "CentroidUpdate", "ClusterStatistics", "KMeansResult", "Neighbors", "assign", "centre_by_modality",
+    "cluster_centroids", "cluster_statistics", "dbscan", "faiss_knn", "jaccard_distance", "kmeans", "knn", "knn_recall",
+    "match_rounds", "mean_update", "modality_centroids", "mutual_nearest_pairs", "pseudo_labels", "relabel",
 ]
