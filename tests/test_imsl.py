@@ -410,3 +410,111 @@ def test_cluster_shape_weight_clusters_image_and_mask_features_together(tmp_path
                                        device=torch.device("cpu"), uses_labels=False,
                                        extract_fn=trainer0._extract_train, seed=0))
     assert seen["feats"].shape[1] == image.shape[1]
+
+
+# -- modality_link: shape (an extension: per-modality k-means, clusters linked by shape centroids) ------------
+def _two_cue_data(people_per_modality, *, per=5, dim=32, seed=0):
+    """Image features: one tight blob per (person, modality) at an unrelated place in every modality (no
+    cross-modality cue); shape features: one direction per person plus a modality offset (the shape cue)."""
+    rng = np.random.default_rng(seed)
+    people = sorted({p for ps in people_per_modality for p in ps})
+    shape_dir = {p: v for p, v in zip(people, np.linalg.qr(rng.standard_normal((dim, len(people))))[0].T)}
+    feats, shapes, modality, truth = [], [], [], []
+    for m, ps in enumerate(people_per_modality):
+        centres = np.linalg.qr(rng.standard_normal((dim, len(ps))))[0].T  # orthogonal: k-means finds them
+        offset = 2.0 * rng.standard_normal(dim)
+        for p, c in zip(ps, centres):
+            feats.append(c + 0.02 * rng.standard_normal((per, dim)))
+            shapes.append(shape_dir[p] + offset + 0.02 * rng.standard_normal((per, dim)))
+            modality += [m] * per
+            truth += [p] * per
+    as_t = lambda x: F.normalize(torch.tensor(np.concatenate(x), dtype=torch.float32), dim=1)  # noqa: E731
+    return as_t(feats), as_t(shapes), torch.tensor(modality), np.array(truth)
+
+
+def _same_partition(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return bool(((a[:, None] == a[None]) == (b[:, None] == b[None])).all())
+
+
+@pytest.mark.parametrize("modalities", [2, 3])
+def test_shape_link_puts_each_person_in_one_cluster_across_modalities(modalities):
+    from reidkit_methods.imsl.link import linked_clusters
+
+    people = [list(range(6))] * modalities
+    feats, shapes, modality, truth = _two_cue_data(people)
+    labels, links = linked_clusters(feats, shapes, modality, 6, iterations=10, rounds=3,
+                                    generator=np.random.default_rng(0))
+    assert _same_partition(labels.numpy(), truth)
+    assert len(links) == 6 * (modalities - 1) and {lk.modality for lk in links} == set(range(1, modalities))
+    # MMC on the same image features has nothing that links the modalities correctly
+    mmc_labels, _ = mmc(feats, modality, 6, iterations=10, generator=np.random.default_rng(0))
+    assert not _same_partition(mmc_labels.numpy(), truth)
+
+
+def test_shape_link_is_one_to_one_and_leaves_clusters_without_a_partner_alone():
+    from reidkit.cluster import relabel
+    from reidkit_methods.imsl.link import linked_clusters
+
+    # persons 2 and 3 are seen in both modalities, 0-1 only in the first, 4-5 only in the second
+    feats, shapes, modality, truth = _two_cue_data([[0, 1, 2, 3], [2, 3, 4, 5]])
+    labels, links = linked_clusters(feats, shapes, modality, 4, iterations=10, rounds=3, threshold=0.5,
+                                    generator=np.random.default_rng(1))
+    labels = labels.numpy()
+    assert _same_partition(labels, truth)  # 2 and 3 linked, the rest single-modality clusters
+    assert len(links) == 2 and len({lk.anchor for lk in links}) == 2 and len({lk.other for lk in links}) == 2
+    for m in (0, 1):  # within a modality the partition is the per-modality k-means one, untouched
+        rows = modality.numpy() == m
+        assert _same_partition(labels[rows], relabel(truth[rows]))
+    # without the threshold the mutual-nearest rounds pair the strangers too, still one-to-one
+    loose, loose_links = linked_clusters(feats, shapes, modality, 4, iterations=10, rounds=3, threshold=-1.0,
+                                         generator=np.random.default_rng(1))
+    assert len(loose_links) == 4 and len(np.unique(loose.numpy())) == 4
+
+
+def test_modality_link_shape_clusters_on_image_features_and_links_on_mask_features(tmp_path, monkeypatch):
+    import reidkit_methods.imsl.method as imsl_method
+    from reidkit.method import EpochContext
+    from reidkit.testing import make_tiny_dataset
+    from reidkit_methods.imsl.link import linked_clusters
+
+    root = make_tiny_dataset(tmp_path / "data")
+    seen = {}
+
+    def spy(feats, shape_feats, *args, **kwargs):
+        seen.update(feats=feats, shape=shape_feats)
+        out = linked_clusters(feats, shape_feats, *args, **kwargs)
+        seen["labels"] = out[0]
+        return out
+
+    monkeypatch.setattr(imsl_method, "linked_clusters", spy)
+    monkeypatch.setattr(imsl_method, "mmc", lambda *a, **k: pytest.fail("MMC ran with modality_link=shape"))
+    # SMR off: the shape still links the clusters, so the masks are still loaded
+    method, trainer = _tiny_trainer(root, ["method_args.modality_link=shape", "method_args.smr=false",
+                                           "method_args.mmre=true"])
+    assert method.needs_masks and method.mask_memory is None
+    ds = trainer.dataset
+    ctx = EpochContext(epoch=0, num_epochs=1, train=ds.train, modalities=ds.modalities, device=torch.device("cpu"),
+                       uses_labels=False, extract_fn=trainer._extract_train, seed=0)
+    plan = method.prepare_epoch(ctx)
+    torch.testing.assert_close(seen["feats"], ctx.features().float())
+    torch.testing.assert_close(seen["shape"], ctx.extract(source="mask").float())
+    assert not torch.allclose(seen["shape"], seen["feats"])
+    np.testing.assert_array_equal(plan.labels, seen["labels"].numpy())
+    assert plan.info["links"] >= 0 and len(method.sample_weight) == len(ds.train)
+    assert method.sample_proxy.max() + 1 == method.proxy_modality.numel()  # a proxy per (cluster, modality)
+
+
+def test_modality_link_shape_does_not_combine_with_cluster_shape_weight():
+    from reidkit.config import ConfigError
+
+    with pytest.raises(ConfigError, match="cluster_shape_weight"):
+        IMSLConfig(modality_link="shape", cluster_shape_weight=2.0)
+
+
+@pytest.mark.parametrize("modalities", [("visible", "infrared"), ("visible", "nir", "tir")])
+def test_imsl_with_the_shape_link_meets_the_method_contract(tmp_path, modalities):
+    from reidkit.testing import check_method
+
+    results = check_method(IMSL, tmp_path, modalities=modalities, overrides=["method_args.modality_link=shape"])
+    assert f"{modalities[1]}-to-visible" in results

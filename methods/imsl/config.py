@@ -16,7 +16,9 @@ Every module of the paper is a switch (METHODS.md §3): ``clustering`` (MMC or p
   code where masks go through the same network in train mode (§3.12.8).
 * ``mmre`` (false): MMRE is not in the released code; the reconstruction of §3.10 is opt-in.
 
-One extension, off by default: ``cluster_shape_weight`` w > 0 lets the shape feed the clustering back
+Two extensions, both off by default. ``modality_link: shape`` (:mod:`.link`) clusters each modality on
+its own and links the clusters across modalities by their shape centroids instead of MMC's shared
+centroid. ``cluster_shape_weight`` w > 0 lets the shape feed the clustering back
 ("MMC iterates with SMR", the abstract), where the official code only lets MMC's labels guide SMR. MMC
 then clusters ``L2norm([f_i, w * g_i])``, the image feature f_i next to its mask feature g_i (same shape
 source as SMR). A mask carries no modality, so its feature is the one cue that can put a visible and an
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reidkit.config import option
+from reidkit.config import ConfigError, option
 
 RELIABILITY_KINDS = ("centroid-distance", "margin", "mask-agreement")
 SHAPE_SOURCES = ("auto", "masks", "silhouette")
@@ -43,6 +45,13 @@ class IMSLConfig:
     images_per_cluster: int = option(4, ge=1,
                                      help="when the identity count is unknown: K = N / (modalities x this)")
     kmeans_iterations: int = option(5, ge=1, help="k-means iterations per epoch (official 5)")
+    modality_link: str = option("mmc", choices=("mmc", "shape"),
+                                help="mmc: one clustering of all modalities, linked by MMC's shared centroids "
+                                     "(official); shape: k-means within each modality, clusters linked "
+                                     "across modalities by mutual-nearest shape centroids (extension, link.py)")
+    link_rounds: int = option(3, ge=1, help="modality_link=shape: rounds of mutual-nearest matching")
+    link_threshold: float = option(0.0, ge=-1, le=1,
+                                   help="modality_link=shape: least cosine of a linked pair's shape centroids")
 
     # -- MIL: modality-aware invariant learning (§3.7) ------------------------------------------------
     mil: bool = option(True, help="(cluster, modality) proxy losses; false = plain cluster-memory InfoNCE")
@@ -79,6 +88,12 @@ class IMSLConfig:
     channel_exchange: bool = option(True, help="ChannelExchange(gray=2) on every visible training image")
     mixed_bn: bool = option(True, help="one trunk forward over all modalities (mixed-modality BatchNorm)")
     mask_bn_stats: bool = option(True, help="mask batches update BatchNorm running statistics (official)")
+
+
+    def __post_init__(self) -> None:
+        if self.modality_link == "shape" and self.cluster_shape_weight:
+            raise ConfigError("method_args.modality_link=shape clusters each modality on image features and "
+                              "links by shape; it does not combine with cluster_shape_weight > 0 (set one)")
 
 
 def cluster_count(cfg: IMSLConfig, *, num_train: int, num_train_ids: int | None, num_modalities: int) -> int:

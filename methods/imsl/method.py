@@ -26,6 +26,7 @@ from torch import Tensor
 from reidkit.method import BuildContext, EpochContext, EpochPlan, Method, ModalBatch
 from reidkit.models.memory import ClusterMemory, ProxyMemory
 from reidkit_methods.imsl.config import IMSLConfig, cluster_count
+from reidkit_methods.imsl.link import linked_clusters
 from reidkit_methods.imsl.mil import offline_association_loss, online_association_loss, online_ranking
 from reidkit_methods.imsl.mmc import mmc, modality_mean_centroids
 from reidkit_methods.imsl.mmre import reliability_weights
@@ -67,8 +68,8 @@ class IMSL(Method):
         self.projection = ProjectionHead(self.backbone.feat_dim) if cfg.smr else None
         self.k = cluster_count(cfg, num_train=build.num_train, num_train_ids=build.num_train_ids,
                                num_modalities=len(self.modalities))
-        # shape maps feed SMR and, with cluster_shape_weight > 0, the clustering
-        self.uses_shape = cfg.smr or cfg.cluster_shape_weight > 0
+        # shape maps feed SMR and, with modality_link=shape or cluster_shape_weight > 0, the clustering
+        self.uses_shape = cfg.smr or cfg.modality_link == "shape" or cfg.cluster_shape_weight > 0
         # the engine reads needs_masks on the instance: masks are loaded only when shapes come from disk
         self.needs_masks = self.uses_shape and cfg.shape_source != "silhouette"
         self.shape_from_image = self.uses_shape and cfg.shape_source == "silhouette"
@@ -101,13 +102,21 @@ class IMSL(Method):
             info["shape_from_image"] = float(self.shape_from_image)
 
         t0 = time.perf_counter()
-        cluster_on = feats
-        if cfg.cluster_shape_weight:
-            cluster_on = F.normalize(torch.cat([feats, cfg.cluster_shape_weight * mask_feats], dim=1), dim=1)
-        labels, centroids = mmc(cluster_on, modality_ids, self.k, iterations=cfg.kmeans_iterations,
-                                generator=ctx.generator, update=cfg.clustering)
+        if cfg.modality_link == "shape":
+            labels, links = linked_clusters(feats, mask_feats, modality_ids, self.k, iterations=cfg.kmeans_iterations,
+                                            rounds=cfg.link_rounds, threshold=cfg.link_threshold,
+                                            generator=ctx.generator)
+            num_clusters = int(labels.max()) + 1
+            centroids = modality_mean_centroids(feats, labels, modality_ids, num_clusters, num_modalities)[0]
+            info["links"] = float(len(links))
+        else:
+            cluster_on = feats
+            if cfg.cluster_shape_weight:
+                cluster_on = F.normalize(torch.cat([feats, cfg.cluster_shape_weight * mask_feats], dim=1), dim=1)
+            labels, centroids = mmc(cluster_on, modality_ids, self.k, iterations=cfg.kmeans_iterations,
+                                    generator=ctx.generator, update=cfg.clustering)
+            num_clusters = int(centroids.shape[0])
         info.update({"k": float(self.k), "time_cluster_s": time.perf_counter() - t0})
-        num_clusters = int(centroids.shape[0])
 
         if cfg.mil:
             proxies = build_proxies(labels, modality_ids, num_modalities)
