@@ -16,10 +16,15 @@ With ``--clustering RUN`` it instead restores a finished IMSL run (or, with ``--
 initialised network), extracts the training set's image features f and mask features g, and scores MMC
 on f, on g and on ``L2norm([f, w * g])`` for each ``--weights`` w (``method_args.cluster_shape_weight``)
 against the hidden identities: ARI, the precision of the cross-modality pairs the clusters make, and the
-cross-modality rank-1 of the features themselves (nearest training sample of the other modality):
+cross-modality rank-1 of the features themselves (nearest training sample of the other modality). The
+``shape-link`` rows are ``method_args.modality_link: shape`` (k-means within each modality on f, clusters
+linked by their g centroids) for 1, 3 and 10 matching rounds, with the link precision (the two linked
+clusters have the same majority identity) next to the precision of a random partner. With ``--untrained``
+and no RUN it builds the network from the default config (``--set`` overrides):
 
     .venv/bin/python benchmarks/imsl_diagnostics.py --clustering runs/bench-synthetic/synthetic-standard/imsl/seed0 \
         [--untrained] [--weights 1 2 4 8]
+    .venv/bin/python benchmarks/imsl_diagnostics.py --clustering --untrained --set data.preset=standard
 """
 from __future__ import annotations
 
@@ -63,21 +68,43 @@ def _mean(logs: list[dict], key: str, scale: float = 1.0) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def clustering_scores(run: Path, weights: list[float], untrained: bool = False) -> dict[str, dict[str, float]]:
+def link_precision(result, truth: np.ndarray) -> dict[str, float]:
+    """Share of the links whose two clusters have the same majority identity, and that share for a random
+    partner of the linked cluster's modality (mean over the links)."""
+    within, owner = result.within, result.cluster_modality
+    major = np.array([np.bincount(truth[within == k]).argmax() for k in range(len(owner))])
+    if not result.links:
+        return {"link_precision": float("nan"), "link_precision_chance": float("nan")}
+    hits = [major[lk.anchor] == major[lk.other] for lk in result.links]
+    chance = [np.mean(major[owner == lk.modality] == major[lk.anchor]) for lk in result.links]
+    return {"link_precision": float(np.mean(hits)), "link_precision_chance": float(np.mean(chance))}
+
+
+def clustering_scores(run: Path | None, weights: list[float], untrained: bool = False,
+                      overrides: list[str] | None = None) -> dict[str, dict[str, float]]:
     """MMC of the training set on image, mask and combined features of one run's model (see the docstring)."""
     import torch
     import torch.nn.functional as F
 
     from reidkit.engine.diagnostics import label_diagnostics
-    from reidkit.engine.run import restore_checkpoint
+    from reidkit.engine.run import build_method, load_dataset, resolve_run_config, restore_checkpoint
+    from reidkit.engine.trainer import Trainer
     from reidkit.method import EpochContext
+    from reidkit_methods.imsl.link import linked_clusters
     from reidkit_methods.imsl.mmc import mmc
 
-    restored = restore_checkpoint(run / "checkpoints" / "last.pt", device="cpu", load_weights=not untrained)
-    cfg, dataset = restored.cfg, restored.dataset
+    device = torch.device("cpu")
+    if run is not None:
+        restored = restore_checkpoint(run / "checkpoints" / "last.pt", overrides=overrides or [], device="cpu",
+                                      load_weights=not untrained)
+        cfg, dataset, method = restored.cfg, restored.dataset, restored.method
+    else:
+        cfg = resolve_run_config("imsl", overrides=overrides or [])
+        dataset = load_dataset(cfg)
+        method = build_method(cfg, dataset, device)
+    trainer = Trainer(method, dataset, cfg, device=device)
     ctx = EpochContext(epoch=0, num_epochs=1, train=dataset.train, modalities=dataset.modalities,
-                       device=restored.device, uses_labels=True, extract_fn=restored.trainer()._extract_train,
-                       seed=cfg.seed)
+                       device=device, uses_labels=True, extract_fn=trainer._extract_train, seed=cfg.seed)
     truth, modality = ctx.ground_truth(), np.asarray(ctx.modality_ids)
     image, mask = ctx.features().float(), ctx.extract(source="mask").float()
 
@@ -94,11 +121,19 @@ def clustering_scores(run: Path, weights: list[float], untrained: bool = False) 
     inputs.update({f"image+{w:g}*mask": torch.cat([image, w * mask], dim=1) for w in weights})
     out = {}
     for name, x in inputs.items():
-        labels, _ = mmc(F.normalize(x, dim=1), modality, restored.method.k,
+        labels, _ = mmc(F.normalize(x, dim=1), modality, method.k,
                         iterations=cfg.method_args.kmeans_iterations, generator=np.random.default_rng(0))
         diag = label_diagnostics(labels.numpy(), truth, modality)  # MMC leaves no outlier: ARI over all
         out[name] = {"ari": diag["label_ari"], "cross_pair_precision": diag["cross_pair_precision"],
                      "cross_rank1_train": cross_rank1(x)}
+    for rounds in (1, 3, 10):
+        linked = linked_clusters(image, mask, modality, method.k, iterations=cfg.method_args.kmeans_iterations,
+                                 rounds=rounds, generator=np.random.default_rng(0))
+        diag = label_diagnostics(linked.labels.numpy(), truth, modality)
+        out[f"shape-link, {rounds} round(s)"] = {"ari": diag["label_ari"],
+                                                 "cross_pair_precision": diag["cross_pair_precision"],
+                                                 "cross_rank1_train": float("nan"), "links": len(linked.links),
+                                                 **link_precision(linked, truth)}
     out["chance_precision"] = {"value": 1.0 / len(np.unique(truth))}
     return out
 
@@ -106,7 +141,9 @@ def clustering_scores(run: Path, weights: list[float], untrained: bool = False) 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path, nargs="?", help="a synthetic-ablations benchmark folder")
-    ap.add_argument("--clustering", type=Path, metavar="RUN", help="score MMC on image / mask features of RUN")
+    ap.add_argument("--clustering", nargs="?", const="", metavar="RUN",
+                    help="score MMC and the shape link on image / mask features of RUN (no RUN: --untrained)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --clustering: overrides")
     ap.add_argument("--untrained", action="store_true", help="with --clustering: the untrained network")
     ap.add_argument("--weights", type=float, nargs="*", default=[1.0, 2.0, 4.0, 8.0])
     ap.add_argument("--epochs", type=int, nargs="*", default=[0, 2, 4, 6, 8, 10, 12, 14])
@@ -114,13 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", help="only this dataset of the folder (e.g. standard)")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args(argv)
-    if args.clustering:
-        scores = clustering_scores(args.clustering, args.weights, args.untrained)
-        print("| clustered on | ARI | cross-modality pair precision | cross-modality rank-1 (train) |")
-        print("|---|---:|---:|---:|")
+    if args.clustering is not None:
+        if not args.clustering and not args.untrained:
+            ap.error("--clustering without a RUN needs --untrained")
+        run = Path(args.clustering) if args.clustering else None
+        scores = clustering_scores(run, args.weights, args.untrained, args.set)
+        print("| clustered on | ARI | cross-modality pair precision | cross-modality rank-1 (train) | links | "
+              "link precision (chance) |")
+        print("|---|---:|---:|---:|---:|---:|")
         for name, r in scores.items():
             if name != "chance_precision":
-                print(f"| {name} | {r['ari']:.3f} | {r['cross_pair_precision']:.3f} | {r['cross_rank1_train']:.3f} |")
+                link = (f"{r['links']} | {r['link_precision']:.3f} ({r['link_precision_chance']:.3f})"
+                        if "links" in r else "- | -")
+                print(f"| {name} | {r['ari']:.3f} | {r['cross_pair_precision']:.3f} | {r['cross_rank1_train']:.3f} | "
+                      f"{link} |")
         print(f"chance precision: {scores['chance_precision']['value']:.4f}")
         if args.json:
             args.json.write_text(json.dumps(scores, indent=2) + "\n")

@@ -428,8 +428,10 @@ def _two_cue_data(people_per_modality, *, per=5, dim=32, seed=0):
             shapes.append(shape_dir[p] + offset + 0.02 * rng.standard_normal((per, dim)))
             modality += [m] * per
             truth += [p] * per
-    as_t = lambda x: F.normalize(torch.tensor(np.concatenate(x), dtype=torch.float32), dim=1)  # noqa: E731
-    return as_t(feats), as_t(shapes), torch.tensor(modality), np.array(truth)
+    def unit_rows(parts):
+        return F.normalize(torch.tensor(np.concatenate(parts), dtype=torch.float32), dim=1)
+
+    return unit_rows(feats), unit_rows(shapes), torch.tensor(modality), np.array(truth)
 
 
 def _same_partition(a, b):
@@ -443,8 +445,8 @@ def test_shape_link_puts_each_person_in_one_cluster_across_modalities(modalities
 
     people = [list(range(6))] * modalities
     feats, shapes, modality, truth = _two_cue_data(people)
-    labels, links = linked_clusters(feats, shapes, modality, 6, iterations=10, rounds=3,
-                                    generator=np.random.default_rng(0))
+    out = linked_clusters(feats, shapes, modality, 6, iterations=10, rounds=3, generator=np.random.default_rng(0))
+    labels, links = out.labels, out.links
     assert _same_partition(labels.numpy(), truth)
     assert len(links) == 6 * (modalities - 1) and {lk.modality for lk in links} == set(range(1, modalities))
     # MMC on the same image features has nothing that links the modalities correctly
@@ -458,18 +460,20 @@ def test_shape_link_is_one_to_one_and_leaves_clusters_without_a_partner_alone():
 
     # persons 2 and 3 are seen in both modalities, 0-1 only in the first, 4-5 only in the second
     feats, shapes, modality, truth = _two_cue_data([[0, 1, 2, 3], [2, 3, 4, 5]])
-    labels, links = linked_clusters(feats, shapes, modality, 4, iterations=10, rounds=3, threshold=0.5,
-                                    generator=np.random.default_rng(1))
-    labels = labels.numpy()
+    out = linked_clusters(feats, shapes, modality, 4, iterations=10, rounds=3, threshold=0.5,
+                          generator=np.random.default_rng(1))
+    labels, links = out.labels.numpy(), out.links
     assert _same_partition(labels, truth)  # 2 and 3 linked, the rest single-modality clusters
     assert len(links) == 2 and len({lk.anchor for lk in links}) == 2 and len({lk.other for lk in links}) == 2
     for m in (0, 1):  # within a modality the partition is the per-modality k-means one, untouched
         rows = modality.numpy() == m
         assert _same_partition(labels[rows], relabel(truth[rows]))
+        assert _same_partition(out.within[rows], relabel(truth[rows]))
+        assert set(out.cluster_modality[out.within[rows]]) == {m}
     # without the threshold the mutual-nearest rounds pair the strangers too, still one-to-one
-    loose, loose_links = linked_clusters(feats, shapes, modality, 4, iterations=10, rounds=3, threshold=-1.0,
-                                         generator=np.random.default_rng(1))
-    assert len(loose_links) == 4 and len(np.unique(loose.numpy())) == 4
+    loose = linked_clusters(feats, shapes, modality, 4, iterations=10, rounds=3, threshold=-1.0,
+                            generator=np.random.default_rng(1))
+    assert len(loose.links) == 4 and len(np.unique(loose.labels.numpy())) == 4
 
 
 def test_modality_link_shape_clusters_on_image_features_and_links_on_mask_features(tmp_path, monkeypatch):
@@ -484,7 +488,7 @@ def test_modality_link_shape_clusters_on_image_features_and_links_on_mask_featur
     def spy(feats, shape_feats, *args, **kwargs):
         seen.update(feats=feats, shape=shape_feats)
         out = linked_clusters(feats, shape_feats, *args, **kwargs)
-        seen["labels"] = out[0]
+        seen["labels"] = out.labels
         return out
 
     monkeypatch.setattr(imsl_method, "linked_clusters", spy)

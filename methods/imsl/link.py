@@ -41,9 +41,26 @@ class Link:
     similarity: float
 
 
+@dataclass(frozen=True)
+class LinkResult:
+    """Output of :func:`linked_clusters`.
+
+    Attributes:
+        labels: [N] int64 final labels, consecutive, every sample labelled.
+        within: [N] int64 step-1 labels (per-modality clusters: modality 0's first, then modality 1's, ...).
+        cluster_modality: [C] the modality of each step-1 cluster.
+        links: the links, in step-1 cluster ids.
+    """
+
+    labels: Tensor
+    within: np.ndarray
+    cluster_modality: np.ndarray
+    links: list[Link]
+
+
 def linked_clusters(feats: Tensor, shape_feats: Tensor, modality_ids: Tensor | np.ndarray, k: int, *,
                     iterations: int = 5, rounds: int = 3, threshold: float = 0.0,
-                    generator: np.random.Generator) -> tuple[Tensor, list[Link]]:
+                    generator: np.random.Generator) -> LinkResult:
     """Label every sample: per-modality k-means on ``feats``, clusters linked by ``shape_feats``.
 
     Args:
@@ -54,9 +71,6 @@ def linked_clusters(feats: Tensor, shape_feats: Tensor, modality_ids: Tensor | n
         iterations: k-means assignments per modality (as MMC's ``kmeans_iterations``).
         rounds, threshold: of the mutual-nearest matching (:func:`reidkit.cluster.match_rounds`).
         generator: seeds each modality's k-means++ initialisation (the engine's per-epoch generator).
-    Returns:
-        labels [N] int64, consecutive, every sample labelled; the links, in the per-modality cluster ids
-        of step 1 (modality 0's clusters first, then modality 1's, ...).
     """
     feats = feats.float()
     modality_ids = torch.as_tensor(modality_ids, dtype=torch.int64, device=feats.device)
@@ -85,5 +99,6 @@ def linked_clusters(feats: Tensor, shape_feats: Tensor, modality_ids: Tensor | n
         for r, c, s in match_rounds(sim, threshold=threshold, rounds=rounds):
             target[others[c]] = anchors[r]
             links.append(Link(m, int(anchors[r]), int(others[c]), s))
-    merged = relabel(target[labels.cpu().numpy()])
-    return torch.as_tensor(merged, dtype=torch.int64, device=feats.device), links
+    within = labels.cpu().numpy()
+    merged = torch.as_tensor(relabel(target[within]), dtype=torch.int64, device=feats.device)
+    return LinkResult(merged, within, owner, links)

@@ -103,12 +103,12 @@ class IMSL(Method):
 
         t0 = time.perf_counter()
         if cfg.modality_link == "shape":
-            labels, links = linked_clusters(feats, mask_feats, modality_ids, self.k, iterations=cfg.kmeans_iterations,
-                                            rounds=cfg.link_rounds, threshold=cfg.link_threshold,
-                                            generator=ctx.generator)
+            linked = linked_clusters(feats, mask_feats, modality_ids, self.k, iterations=cfg.kmeans_iterations,
+                                     rounds=cfg.link_rounds, threshold=cfg.link_threshold, generator=ctx.generator)
+            labels = linked.labels
             num_clusters = int(labels.max()) + 1
             centroids = modality_mean_centroids(feats, labels, modality_ids, num_clusters, num_modalities)[0]
-            info["links"] = float(len(links))
+            info["links"] = float(len(linked.links))
         else:
             cluster_on = feats
             if cfg.cluster_shape_weight:
