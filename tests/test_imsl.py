@@ -522,3 +522,19 @@ def test_imsl_with_the_shape_link_meets_the_method_contract(tmp_path, modalities
 
     results = check_method(IMSL, tmp_path, modalities=modalities, overrides=["method_args.modality_link=shape"])
     assert f"{modalities[1]}-to-visible" in results
+
+
+def test_diagnostic_link_precision_counts_links_between_clusters_of_one_majority_identity(benchmark_script):
+    from reidkit_methods.imsl.link import Link, LinkResult
+
+    diagnostics = benchmark_script("imsl_diagnostics")
+    # step-1 clusters 0, 1 (modality 0: persons 7, 8) and 2, 3 (modality 1: persons 8, 7, one stray sample in 2)
+    within = np.array([0, 0, 1, 1, 2, 2, 2, 3, 3])
+    truth = np.array([7, 7, 8, 8, 8, 8, 7, 7, 7])
+    result = LinkResult(torch.zeros(9, dtype=torch.int64), within, np.array([0, 0, 1, 1]),
+                        [Link(1, 0, 3, 0.9), Link(1, 1, 3, 0.5)])  # the first right, the second wrong
+    scores = diagnostics.link_precision(result, truth)
+    assert scores["link_precision"] == 0.5
+    assert scores["link_precision_chance"] == 0.5  # each anchor's person is one of modality 1's two clusters
+    none = diagnostics.link_precision(LinkResult(result.labels, within, result.cluster_modality, []), truth)
+    assert np.isnan(none["link_precision"])
