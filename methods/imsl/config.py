@@ -89,7 +89,6 @@ class IMSLConfig:
     mixed_bn: bool = option(True, help="one trunk forward over all modalities (mixed-modality BatchNorm)")
     mask_bn_stats: bool = option(True, help="mask batches update BatchNorm running statistics (official)")
 
-
     def __post_init__(self) -> None:
         if self.modality_link == "shape" and self.cluster_shape_weight:
             raise ConfigError("method_args.modality_link=shape clusters each modality on image features and "
