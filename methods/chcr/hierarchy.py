@@ -12,7 +12,7 @@ level". Two readings fit (§4.3); both are here:
   that share a modality, so the partition *within* each modality is exactly the level-1 one: the
   hierarchy only adds cross-modality positives, it cannot undo what the density clustering separated.
 * **modality-centred (C2).** Subtract each modality's mean feature and re-normalise *before* the joint
-  clustering, so that the density clustering itself sees no modality offset (:func:`centre_by_modality`).
+  clustering, so that the density clustering itself sees no modality offset (:func:`reidkit.cluster.centre_by_modality`).
 
 Which features the cross-merge compares is an option (``merge_features``). ``image`` (the default, the
 paper's reading) uses the image features that are being clustered. ``masks`` is a reidkit extension, not
@@ -81,7 +81,7 @@ def cross_modality_merge(labels: np.ndarray, features: Tensor, modality_ids: np.
             to match (visible and infrared).
         threshold: least cosine similarity of a merged pair's centroids.
         rounds: each round pairs mutual nearest centroids among the clusters not yet matched.
-        centre: compare centroids of modality-centred features (:func:`centre_by_modality`).
+        centre: compare centroids of modality-centred features (:func:`reidkit.cluster.centre_by_modality`).
 
     Only a cluster whose members are all of ``first`` can merge, and only with a cluster whose members
     are all of ``second``; each cluster merges at most once. So two samples of the same modality share a

@@ -105,9 +105,8 @@ class IMSL(Method):
         if cfg.modality_link == "shape":
             linked = linked_clusters(feats, mask_feats, modality_ids, self.k, iterations=cfg.kmeans_iterations,
                                      rounds=cfg.link_rounds, threshold=cfg.link_threshold, generator=ctx.generator)
-            labels = linked.labels
+            labels, centroids = linked.labels, None  # image-space centroids only if MMRE needs them
             num_clusters = int(labels.max()) + 1
-            centroids = modality_mean_centroids(feats, labels, modality_ids, num_clusters, num_modalities)[0]
             info["links"] = float(len(linked.links))
         else:
             cluster_on = feats
@@ -132,7 +131,7 @@ class IMSL(Method):
             self.mask_memory.reset(group_means(mask_feats, labels, num_clusters))
 
         if cfg.mmre:
-            if cfg.cluster_shape_weight:  # MMRE's centroid distances are in the image-feature space
+            if centroids is None or cfg.cluster_shape_weight:  # MMRE's distances are in the image-feature space
                 centroids = modality_mean_centroids(feats, labels, modality_ids, num_clusters, num_modalities)[0]
             self.sample_weight = reliability_weights(
                 cfg.mmre_reliability, feats=feats, labels=labels, centroids=centroids, modality_ids=modality_ids,

@@ -16,6 +16,7 @@ from .link import centre_by_modality, match_rounds, mutual_nearest_pairs
 
 __all__ = [
     "CentroidUpdate", "ClusterStatistics", "KMeansResult", "Neighbors", "assign", "centre_by_modality",
-    "cluster_centroids", "cluster_statistics", "dbscan", "faiss_knn", "jaccard_distance", "kmeans", "knn", "knn_recall",
+    "cluster_centroids", "cluster_statistics", "dbscan", "faiss_knn", "jaccard_distance", "kmeans", "knn",
+    "knn_recall",
     "match_rounds", "mean_update", "modality_centroids", "mutual_nearest_pairs", "pseudo_labels", "relabel",
 ]

@@ -7,7 +7,7 @@ every image of a modality, so centroids are compared after removing each modalit
 (:func:`mutual_nearest_pairs`), in a few rounds over the clusters still unlinked (:func:`match_rounds`).
 The links are one-to-one and conservative: a cluster without a mutual partner stays on its own.
 
-Used by CHCR's cross-merge (``methods/chcr/hierarchy.py``) and IMSL's ``modality_link: masks``
+Used by CHCR's cross-merge (``methods/chcr/hierarchy.py``) and IMSL's ``modality_link: shape``
 (``methods/imsl/link.py``).
 """
 from __future__ import annotations
@@ -24,8 +24,7 @@ def centre_by_modality(features: Tensor, modality_ids: np.ndarray | Tensor) -> T
     The modality gap is, to first order, an offset shared by every image of a modality; removing it makes
     cosine similarities comparable across modalities.
     """
-    ids = torch.as_tensor(np.asarray(modality_ids.cpu() if isinstance(modality_ids, Tensor) else modality_ids),
-                          device=features.device)
+    ids = torch.as_tensor(modality_ids, device=features.device)
     out = features.clone()
     for m in torch.unique(ids):
         rows = ids == m
