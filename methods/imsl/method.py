@@ -105,7 +105,7 @@ class IMSL(Method):
         if cfg.modality_link == "shape":
             linked = linked_clusters(feats, mask_feats, modality_ids, self.k, iterations=cfg.kmeans_iterations,
                                      rounds=cfg.link_rounds, threshold=cfg.link_threshold, generator=ctx.generator)
-            labels, centroids = linked.labels, None  # image-space centroids only if MMRE needs them
+            labels, centroids = linked.labels, None
             num_clusters = int(labels.max()) + 1
             info["links"] = float(len(linked.links))
         else:
@@ -115,6 +115,8 @@ class IMSL(Method):
             labels, centroids = mmc(cluster_on, modality_ids, self.k, iterations=cfg.kmeans_iterations,
                                     generator=ctx.generator, update=cfg.clustering)
             num_clusters = int(centroids.shape[0])
+            if cfg.cluster_shape_weight:
+                centroids = None  # in the joint image + shape space
         info.update({"k": float(self.k), "time_cluster_s": time.perf_counter() - t0})
 
         if cfg.mil:
@@ -131,7 +133,7 @@ class IMSL(Method):
             self.mask_memory.reset(group_means(mask_feats, labels, num_clusters))
 
         if cfg.mmre:
-            if centroids is None or cfg.cluster_shape_weight:  # MMRE's distances are in the image-feature space
+            if centroids is None:  # MMRE's distances are in the image-feature space; computed only when needed
                 centroids = modality_mean_centroids(feats, labels, modality_ids, num_clusters, num_modalities)[0]
             self.sample_weight = reliability_weights(
                 cfg.mmre_reliability, feats=feats, labels=labels, centroids=centroids, modality_ids=modality_ids,
