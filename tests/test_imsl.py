@@ -281,6 +281,7 @@ def test_config_defaults_are_the_official_values():
     assert (cfg.smr_temperature, cfg.smr_label_smoothing, cfg.smr_align_weight) == (0.05, 0.1, 0.25)
     assert cfg.clustering == "mmc" and cfg.kmeans_iterations == 5 and math.isclose(cfg.clusters_per_id, 1.2)
     assert cfg.channel_exchange and cfg.mixed_bn and cfg.mask_bn_stats and not cfg.mmre
+    assert cfg.augment_order == "official"
 
 
 def test_synthetic_config_states_the_code_defaults(shipped_config):
@@ -308,6 +309,113 @@ def test_gpu_configs_resolve_with_the_published_values(name, shipped_config):
     args = cfg.method_args
     assert args.mil and args.smr and args.clustering == "mmc"
     assert (args.mil_temperature, args.hard_negatives, args.smr_align_weight) == (0.10, 40, 0.25)
+
+
+# ------------------------------------------------------------------------------------------------------
+# training pipelines: the official train.py's (github.com/zqpang/IMSL) erase first, exchange after
+# ------------------------------------------------------------------------------------------------------
+def _imsl_pipelines(tmp_path, overrides=(), modalities=("visible", "infrared")):
+    """{modality: the single training pipeline of IMSL built on a tiny dataset (None: the engine's default)}."""
+    from reidkit.data.datasets.generic import GenericDataset
+    from reidkit.engine.run import build_method_from
+    from reidkit.testing import make_tiny_dataset, tiny_config
+
+    root = make_tiny_dataset(tmp_path / "data", modalities=modalities)
+    cfg = tiny_config(IMSL, root, [*overrides, "method_args.smr=false"])
+    method = build_method_from(IMSL, cfg, GenericDataset.from_config(cfg.data), torch.device("cpu"))
+    views = {m: method.train_transforms(m) for m in modalities}
+    assert all(v is None or len(v) == 1 for v in views.values())
+    return {m: None if v is None else v[0] for m, v in views.items()}
+
+
+def _force_erasing(pipeline) -> int:
+    """Set the pipeline's random erasing to p = 1; return its position."""
+    from torchvision import transforms as T
+
+    from reidkit.data.transforms import ChannelRandomErasing
+
+    at = [i for i, t in enumerate(pipeline.transforms) if isinstance(t, (T.RandomErasing, ChannelRandomErasing))]
+    assert len(at) == 1
+    pipeline.transforms[at[0]].p = 1.0
+    return at[0]
+
+
+def _colour_photo(seed):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, size=(48, 24, 3), dtype=np.uint8), "RGB")
+
+
+def _erased_area(out, fill):
+    """[H, W] bool: pixels where every channel holds one of the values in ``fill``."""
+    return torch.all((out.unsqueeze(-1) == torch.tensor(fill)).any(-1), dim=0)
+
+
+def test_default_visible_pipeline_erases_then_exchanges_so_every_output_is_grey(tmp_path):
+    from reidkit.data.transforms import IMAGENET_MEAN, ChannelExchange, ChannelRandomErasing
+
+    visible = _imsl_pipelines(tmp_path)["visible"]
+    erase_at = _force_erasing(visible)
+    assert isinstance(visible.transforms[erase_at], ChannelRandomErasing)  # uniform aspect, 100 tries
+    assert visible.transforms[erase_at].fill == IMAGENET_MEAN
+    assert isinstance(visible.transforms[-1], ChannelExchange) and erase_at < len(visible.transforms) - 1
+    torch.manual_seed(0)
+    height, width = (32, 16)  # the tiny config's image size
+    for seed in range(200):
+        out = visible(_colour_photo(seed % 20))
+        assert out.shape == (3, height, width)
+        assert torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])  # three equal channels, always
+        area = _erased_area(out, IMAGENET_MEAN)
+        assert area.sum() >= 0.02 * height * width - 1  # erased ...
+        assert len(set(out[0][area].tolist())) == 1  # ... with one fill value on every channel: grey
+
+
+def test_default_infrared_pipeline_has_the_official_erasing_and_no_channel_operation(tmp_path):
+    from reidkit.data.transforms import IMAGENET_MEAN, ChannelExchange, ChannelRandomErasing
+
+    for modality, pipeline in _imsl_pipelines(tmp_path, modalities=("visible", "nir", "tir")).items():
+        assert isinstance(pipeline.transforms[_force_erasing(pipeline)], ChannelRandomErasing)
+        has_exchange = any(isinstance(t, ChannelExchange) for t in pipeline.transforms)
+        assert has_exchange == (modality == "visible")
+        if modality != "visible":
+            torch.manual_seed(0)
+            out = pipeline(_colour_photo(0))
+            assert not torch.equal(out[0], out[1])  # colour kept (the file's own channels)
+            filled = torch.all(out == torch.tensor(IMAGENET_MEAN).view(3, 1, 1), dim=0)
+            assert filled.sum() >= 0.02 * 32 * 16 - 1
+
+
+def test_exchange_first_keeps_the_earlier_pipeline_with_coloured_erased_areas(tmp_path):
+    from torchvision import transforms as T
+
+    from reidkit.data.transforms import IMAGENET_MEAN, ChannelExchange
+
+    pipelines = _imsl_pipelines(tmp_path, ["method_args.augment_order=exchange-first"])
+    assert pipelines["infrared"] is None  # the engine's standard pipeline
+    visible = pipelines["visible"]
+    erase_at = _force_erasing(visible)
+    assert isinstance(visible.transforms[erase_at], T.RandomErasing)  # torchvision's draw
+    assert isinstance(visible.transforms[erase_at - 1], ChannelExchange)
+    torch.manual_seed(0)
+    coloured = 0
+    for seed in range(50):
+        out = visible(_colour_photo(seed % 20))
+        filled = torch.all(out == torch.tensor(IMAGENET_MEAN).view(3, 1, 1), dim=0)
+        coloured += int(filled.sum() > 0)  # per-channel fill: the erased area differs across channels
+        assert not torch.equal(out[0], out[1])
+    assert coloured >= 48  # torchvision gives up (no erasing) after 10 failed draws, rarely
+
+
+def test_visible_pipeline_without_channel_exchange_keeps_the_official_erasing(tmp_path):
+    from reidkit.data.transforms import ChannelExchange, ChannelRandomErasing
+
+    official = _imsl_pipelines(tmp_path / "a", ["method_args.channel_exchange=false"])
+    assert not any(isinstance(t, ChannelExchange) for t in official["visible"].transforms)
+    assert any(isinstance(t, ChannelRandomErasing) for t in official["visible"].transforms)
+    earlier = _imsl_pipelines(tmp_path / "b", ["method_args.channel_exchange=false",
+                                               "method_args.augment_order=exchange-first"])
+    assert earlier == {"visible": None, "infrared": None}
 
 
 # ------------------------------------------------------------------------------------------------------

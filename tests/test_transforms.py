@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision import transforms as T
 
 from reidkit.data import transforms
 from reidkit.data.transforms import (
@@ -99,6 +100,77 @@ def test_random_erasing_fills_with_imagenet_mean_values():
     out = train_transform(SIZE, flip=False, pad=0, erase_p=1.0)(black)
     filled = torch.all(out == torch.tensor(IMAGENET_MEAN).view(3, 1, 1), dim=0)
     assert 0.02 * 32 * 16 - 1 <= filled.sum() <= 0.4 * 32 * 16 + 1
+
+
+def _erasers(transform) -> list:
+    """The random-erasing steps of a train_transform pipeline."""
+    return [t for t in transform.transforms if isinstance(t, (T.RandomErasing, ChannelRandomErasing))]
+
+
+def _erased(out: torch.Tensor, fill=IMAGENET_MEAN) -> torch.Tensor:
+    """[H, W] bool: pixels where every channel holds one of the erasing fill values."""
+    values = torch.tensor(fill)
+    return torch.all((out.unsqueeze(-1) == values).any(-1), dim=0)
+
+
+def test_after_ops_run_after_erasing_so_erased_areas_are_exchanged_too():
+    after = train_transform(SIZE, after=[ChannelExchange()], erase_p=1.0, erasing="uniform")
+    before = train_transform(SIZE, extra=[ChannelExchange()], erase_p=1.0, erasing="uniform")
+    assert isinstance(after.transforms[-1], ChannelExchange)
+    torch.manual_seed(0)
+    for seed in range(30):
+        out = after(photo(seed))
+        assert torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])  # grey, erased area included
+        area = _erased(out)
+        assert area.sum() >= 0.02 * SIZE[0] * SIZE[1] - 1
+        assert len(set(out[0][area].tolist())) == 1  # one fill value, copied to every channel
+        coloured = before(photo(seed))
+        filled = torch.all(coloured == torch.tensor(IMAGENET_MEAN).view(3, 1, 1), dim=0)
+        assert filled.sum() >= 0.02 * SIZE[0] * SIZE[1] - 1  # the per-channel fill survives: coloured
+
+
+def test_train_transform_erasing_kinds():
+    uniform = _erasers(train_transform(SIZE, erasing="uniform"))
+    assert len(uniform) == 1 and isinstance(uniform[0], ChannelRandomErasing)
+    assert uniform[0].fill == IMAGENET_MEAN and uniform[0].area == (0.02, 0.4) and uniform[0].p == 0.5
+    assert isinstance(_erasers(train_transform(SIZE))[0], T.RandomErasing)  # the default stays torchvision's
+    assert _erasers(train_transform(SIZE, erase_p=0.0, erasing="uniform")) == []
+    with pytest.raises(ValueError, match="erasing"):
+        train_transform(SIZE, erasing="log-uniform")
+
+
+def _aspects(eraser, draws: int = 2000, side: int = 192) -> torch.Tensor:
+    """Height / width of the rectangles ``eraser`` (p = 1) fills on a zero [3, side, side] image."""
+    torch.manual_seed(0)
+    img = torch.zeros(3, side, side)
+    ratios = []
+    for _ in range(draws):
+        filled = eraser(img)[0] != 0
+        if filled.any():
+            ratios.append(float(filled.any(1).sum()) / float(filled.any(0).sum()))
+    return torch.tensor(ratios)
+
+
+def _low_over_high(ratios: torch.Tensor) -> float:
+    """Rectangles with aspect in [0.5, 0.8) per rectangle in [2.0, 2.3): 1 if uniform, 3.4 if log-uniform.
+
+    On a square image no draw with aspect in [0.4, 2.5] is ever rejected, so both windows see the raw draw.
+    """
+    low = ((ratios >= 0.5) & (ratios < 0.8)).sum()
+    high = ((ratios >= 2.0) & (ratios < 2.3)).sum()
+    return float(low) / float(high)
+
+
+def test_uniform_erasing_draws_the_aspect_uniformly_in_0_3_to_3_33():
+    eraser = _erasers(train_transform(SIZE, erase_p=1.0, erasing="uniform"))[0]
+    ratios = _aspects(eraser)
+    assert len(ratios) >= 1900  # 100 tries: almost every draw fits
+    assert 0.3 * 0.93 <= ratios.min() and ratios.max() <= 3.34 * 1.07  # rounding of 15+ pixel sides
+    assert ratios.min() < 0.4 and ratios.max() > 2.6  # the whole range is used
+    assert 0.75 <= _low_over_high(ratios) <= 1.33
+    # the same statistic tells torchvision's log-uniform draw apart, so the test can fail
+    torchvision = _erasers(train_transform(SIZE, erase_p=1.0))[0]
+    assert _low_over_high(_aspects(torchvision)) > 2.0
 
 
 # -- channel operations ----------------------------------------------------------------------------------

@@ -4,7 +4,16 @@ Every module of the paper is a switch (METHODS.md §3): ``clustering`` (MMC or p
 ``smr`` and ``mmre``. The official code's behaviours are options whose default is the official value:
 
 * ``channel_exchange`` (true): every *visible* training image has one of R/G/B copied into all three
-  channels (ChannelExchange, gray=2), so colour is never seen in training (§3.4, §3.12.3).
+  channels (ChannelExchange, gray=2), so colour is never seen in training.
+* ``augment_order`` (official): the training pipelines of the official ``train.py``
+  (github.com/zqpang/IMSL, ``get_train_loader``). Visible images (``train_transformer2``): flip, pad-crop,
+  normalise, random erasing, *then* the channel exchange, so every visible image has three equal channels
+  and erased areas are grey. Every modality's random erasing is the official one (``RandomErasing`` of
+  ``imsl/utils/data/transforms.py``: area 0.02-0.4, aspect ratio uniform in [0.3, 3.33], up to 100 draws,
+  fill = the ImageNet mean values); infrared images (``train_transformer``) get no channel operation.
+  ``exchange-first`` is reidkit's earlier pipeline, which every IMSL number measured before this option
+  existed used: the exchange before torchvision's RandomErasing (aspect log-uniform, 10 draws), so erased
+  areas keep their per-channel fill and stay coloured.
 * ``mixed_bn`` (true): the images of every modality go through the trunk as one concatenated batch, so
   BatchNorm statistics mix the modalities (§3.3, §7.7); false runs one forward per modality.
 * the shared stem is the run config's ``model.stems: shared`` (the backbone's default); ``per-modality``
@@ -32,6 +41,7 @@ from reidkit.config import ConfigError, option
 
 RELIABILITY_KINDS = ("centroid-distance", "margin", "mask-agreement")
 SHAPE_SOURCES = ("auto", "masks", "silhouette")
+AUGMENT_ORDERS = ("official", "exchange-first")
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,13 @@ class IMSLConfig:
 
     # -- official-code behaviours (module docstring) -------------------------------------------------
     channel_exchange: bool = option(True, help="ChannelExchange(gray=2) on every visible training image")
+    augment_order: str = option(AUGMENT_ORDERS[0], choices=AUGMENT_ORDERS,
+                                help="official: random erasing, then the channel exchange (erased areas "
+                                     "grey, all three channels equal), with the official erasing draw "
+                                     "(aspect uniform in [0.3, 3.33], 100 tries) on every modality; "
+                                     "exchange-first: the exchange, then torchvision's RandomErasing "
+                                     "(aspect log-uniform, 10 tries; erased areas coloured), reidkit's "
+                                     "pipeline before this option")
     mixed_bn: bool = option(True, help="one trunk forward over all modalities (mixed-modality BatchNorm)")
     mask_bn_stats: bool = option(True, help="mask batches update BatchNorm running statistics (official)")
 

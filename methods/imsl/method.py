@@ -237,9 +237,16 @@ class IMSL(Method):
 
     # -- hooks ---------------------------------------------------------------------------------------
     def train_transforms(self, modality: str) -> Sequence[Callable] | None:
-        """Official: ChannelExchange(gray=2) on every visible training image; the standard pipeline else."""
-        if not (self.cfg.channel_exchange and modality == "visible"):
-            return None
+        """One view per image; ``augment_order`` (config.py) sets the order and the erasing draw.
+
+        official: the pipelines of the official ``train.py`` (github.com/zqpang/IMSL): random erasing
+        with the official draw on every modality, then ChannelExchange(gray=2) on visible images.
+        exchange-first: ChannelExchange(gray=2) before torchvision's erasing on visible images, the
+        standard pipeline on the others.
+        """
         from reidkit.data.transforms import ChannelExchange, train_transform
 
-        return [train_transform(self.build.image_size, extra=[ChannelExchange(gray=2)])]
+        exchange = [ChannelExchange(gray=2)] if self.cfg.channel_exchange and modality == "visible" else []
+        if self.cfg.augment_order == "exchange-first":
+            return [train_transform(self.build.image_size, extra=exchange)] if exchange else None
+        return [train_transform(self.build.image_size, after=exchange, erasing="uniform")]

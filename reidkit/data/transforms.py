@@ -2,7 +2,9 @@
 
 Pipelines map a PIL image to a normalised ``[3, H, W]`` float tensor. The channel operations
 (:class:`ChannelExchange`, :class:`ChannelAdapGray`, :class:`ChannelRandomErasing`, :class:`Grayscale`)
-act on such a normalised tensor, as in the official code (METHODS.md §2.5, §3.4), and return a new tensor.
+act on such a normalised tensor, as in the official code of CAJ (Ye et al., ICCV 2021;
+github.com/mangye16/Cross-Modal-Re-ID-baseline, ``ChannelAug.py``) and IMSL (Pang et al., TCSVT 2024;
+github.com/zqpang/IMSL), and return a new tensor.
 
 Every random choice is drawn from torch's global RNG (never Python's ``random`` or numpy's global state),
 so the engine's per-worker torch seeding makes a run reproducible.
@@ -29,17 +31,32 @@ def _resize(size: tuple[int, int]) -> T.Resize:
     return T.Resize(tuple(size), interpolation=T.InterpolationMode.BICUBIC)
 
 
+#: Random erasing draws of :func:`train_transform` (``erasing=``). ``torchvision``: torchvision's
+#: RandomErasing, aspect ratio log-uniform in [0.3, 3.33], at most 10 draws. ``uniform``: the draw of the
+#: CAJ and IMSL code (:class:`ChannelRandomErasing`), aspect ratio uniform in [0.3, 1/0.3], at most 100.
+ERASING_KINDS = ("torchvision", "uniform")
+
+
 def train_transform(size: tuple[int, int], *, extra: Sequence[Callable[[Tensor], Tensor]] = (),
-                    flip: bool = True, pad: int = 10,
-                    erase_p: float = 0.5) -> Callable[[Image.Image], Tensor]:
+                    after: Sequence[Callable[[Tensor], Tensor]] = (), flip: bool = True, pad: int = 10,
+                    erase_p: float = 0.5, erasing: str = "torchvision") -> Callable[[Image.Image], Tensor]:
     """The standard re-id training pipeline: PIL image -> normalised [3, H, W] tensor.
 
     Bicubic resize to ``size`` = (H, W), horizontal flip (p = 0.5), zero-pad by ``pad`` and random crop
-    back to ``size``, to tensor, ImageNet normalisation, the ``extra`` tensor operations in order (e.g.
-    ``ChannelExchange()`` for IMSL's RGB images), then RandomErasing (p = ``erase_p``, area 0.02-0.4,
-    aspect 0.3-3.33) filled with the ImageNet mean *values* written into the normalised tensor, as IMSL's
-    code does.
+    back to ``size``, to tensor, ImageNet normalisation, the ``extra`` tensor operations in order, then
+    random erasing (p = ``erase_p``, area 0.02-0.4, aspect 0.3-3.33) filled with the ImageNet mean *values*
+    written into the normalised tensor (as IMSL's code fills it), then the ``after`` tensor operations.
+
+    ``erasing`` picks how the rectangle is drawn (:data:`ERASING_KINDS`): ``torchvision`` (log-uniform
+    aspect, 10 tries) or ``uniform`` (uniform aspect, 100 tries, the official IMSL/CAJ draw).
+
+    Where a channel operation goes decides what erased areas look like: in ``extra`` (e.g. CAJ's
+    pipelines) the rectangle keeps its per-channel fill, so it is coloured on a one-channel image; in
+    ``after`` (IMSL's official visible pipeline: erase, then ``ChannelExchange``) it is exchanged with the
+    image and comes out grey.
     """
+    if erasing not in ERASING_KINDS:
+        raise ValueError(f"erasing must be one of {ERASING_KINDS}, got {erasing!r}")
     steps: list[Callable] = [_resize(size)]
     if flip:
         steps.append(T.RandomHorizontalFlip(p=0.5))
@@ -47,8 +64,12 @@ def train_transform(size: tuple[int, int], *, extra: Sequence[Callable[[Tensor],
         steps += [T.Pad(pad), T.RandomCrop(tuple(size))]
     steps += [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD), *extra]
     if erase_p > 0:
-        steps.append(T.RandomErasing(p=erase_p, scale=(0.02, 0.4), ratio=(0.3, 3.33),
-                                     value=list(IMAGENET_MEAN)))
+        if erasing == "uniform":
+            steps.append(ChannelRandomErasing(p=erase_p, area=(0.02, 0.4), min_aspect=0.3, fill=IMAGENET_MEAN))
+        else:
+            steps.append(T.RandomErasing(p=erase_p, scale=(0.02, 0.4), ratio=(0.3, 3.33),
+                                         value=list(IMAGENET_MEAN)))
+    steps += list(after)
     return T.Compose(steps)
 
 
@@ -133,10 +154,15 @@ class ChannelAdapGray:
 
 
 class ChannelRandomErasing:
-    """CAJ's random erasing: with probability ``p`` fill one random rectangle, per channel, with ``fill``.
+    """Random erasing as CAJ's and IMSL's code draw it: with probability ``p`` fill one rectangle with ``fill``.
 
-    The rectangle covers 2-40 % of the image with an aspect ratio in [0.3, 1/0.3] (uniform); up to 100
-    draws are tried until one fits, as in the original.
+    The rectangle covers ``area`` (2-40 %) of the image, with an aspect ratio (height / width) drawn
+    *uniformly* in [``min_aspect``, 1 / ``min_aspect``] = [0.3, 3.33]; up to 100 draws are tried until
+    both sides are smaller than the image's, and the image is left as it is when none fits. Channel c of
+    the rectangle is set to ``fill[c]``. This is CAJ's ``ChannelRandomErasing`` (fill
+    :data:`CAJ_ERASE_FILL`) and IMSL's ``RandomErasing`` (``imsl/utils/data/transforms.py``, built in
+    ``train.py`` with the ImageNet mean values :data:`IMAGENET_MEAN` as fill); torchvision's RandomErasing
+    instead draws the aspect log-uniformly with 10 tries.
     """
 
     def __init__(self, p: float = 0.5, *, area: tuple[float, float] = (0.02, 0.4), min_aspect: float = 0.3,
@@ -157,8 +183,8 @@ class ChannelRandomErasing:
         for _ in range(100):
             target = (self.area[0] + _rand() * (self.area[1] - self.area[0])) * height * width
             aspect = self.min_aspect + _rand() * (1.0 / self.min_aspect - self.min_aspect)
-            h = int(round(math.sqrt(target * aspect)))
-            w = int(round(math.sqrt(target / aspect)))
+            h = round(math.sqrt(target * aspect))
+            w = round(math.sqrt(target / aspect))
             if 0 < h < height and 0 < w < width:
                 top, left = _randint(height - h + 1), _randint(width - w + 1)
                 fill = torch.tensor(self.fill, dtype=img.dtype, device=img.device).view(3, 1, 1)
