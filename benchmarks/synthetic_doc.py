@@ -28,7 +28,8 @@ def presets_table() -> str:
     for p in PRESETS.values():
         cams = ", ".join(f"{m}: {'/'.join(map(str, c))}" for m, c in p.cameras.items())
         train, test = sum(p.images("train").values()), sum(p.images("test").values())
-        rows.append(f"| `{p.name}` | {', '.join(p.modalities)} | {cams} | {'yes' if p.aligned else 'no'} | "
+        names = [m if p.renderer(m) == m else f"{m} (rendered {p.renderer(m)})" for m in p.modalities]
+        rows.append(f"| `{p.name}` | {', '.join(names)} | {cams} | {'yes' if p.aligned else 'no'} | "
                     f"{p.train_ids} x {p.train_shots} | {p.test_ids} x {p.test_shots} | {train} / {test} |")
     return "\n".join(rows)
 

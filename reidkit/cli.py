@@ -22,9 +22,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from reidkit.data.datasets.base import DatasetError
     from reidkit.engine.checkpoint import CheckpointError
     from reidkit.engine.run import RunError
+    from reidkit.pretrain.config import PretrainError
     from reidkit.registry import RegistryError
 
     errors: list[type[BaseException]] = [ConfigError, DatasetError, CheckpointError, RunError, RegistryError,
+                                         PretrainError,
                                          FileNotFoundError, NotADirectoryError, PermissionError]
     for module, name in (("reidkit.data.image_dataset", "BadImageError"),
                          ("reidkit.models.backbones", "WeightsError")):
@@ -266,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a data setting, e.g. --set trial=3 (RegDB split) or --set gallery_sampler=seeded")
     p.set_defaults(func=cmd_data_check)
     bench_commands.add_parsers(sub)
+    from reidkit.pretrain import command as pretrain_command
+
+    pretrain_command.add_parser(sub)
     return parser
 
 

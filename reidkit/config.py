@@ -61,7 +61,9 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     backbone: str = option("resnet-mini", help="registered backbone (reidkit list backbones)")
-    weights: str = option("none", help="none, imagenet, or a local .pth file")
+    weights: str = option("none", help="none, imagenet, synthetic-pretrained (shipped: resnet-mini pretrained "
+                                       "without labels, docs/pretraining.md), or a .pth file (e.g. from "
+                                       "reidkit pretrain)")
     pooling: str = option("gem", choices=("gem", "avg"))
     gem_p: float = option(3.0, gt=0)
     last_stride: int = option(1, choices=(1, 2))

@@ -128,3 +128,19 @@ def test_shards_cover_every_index_once(monkeypatch):
             monkeypatch.setattr(distributed, "rank", lambda r=r: r)
             parts.extend(range(17)[distributed.shard(17)])
         assert parts == list(range(17))
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("recipe", ["simclr", "moco-v2"])
+def test_torchrun_pretrain(tmp_path, tiny_root, recipe):
+    """``torchrun -m reidkit pretrain``: both ranks train (global BatchNorm, averaged gradients), rank 0
+    alone writes the weights and a card that says two processes made them."""
+    out = tmp_path / "w.pth"
+    proc = subprocess.run(_torchrun("-m", "reidkit", "pretrain", "--dataset", "generic", "--root", str(tiny_root),
+                                    "--output", str(out), "--recipe", recipe, "--steps", "3", "--warmup", "1",
+                                    "--batch-size", "8", "--height", "32", "--width", "16", "--workers", "0"),
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["world_size"] == 2 and card["steps"] == 3 and out.is_file()
+    assert proc.stdout.count("wrote ") == 1

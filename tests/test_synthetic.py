@@ -127,3 +127,36 @@ def test_preview_shows_identities_by_modality(tiny, tmp_path):
         assert img.width > img.height / 3 and img.height >= 3 * 128
         pixels = np.asarray(img.convert("L"))
     assert pixels.std() > 20
+
+
+def test_nir_presets_render_their_infrared_with_the_nir_renderer(tiny, tmp_path):
+    """`-nir` presets keep the modality names of SYSU-MM01/LLCM (visible, infrared) and render `infrared`
+    as near-infrared: the same captures as the thermal preset in visible light, other pixels in infrared."""
+    nir = generate("tiny-nir", tmp_path / "nir", seed=0, progress=False)
+    files = sorted((tiny / "train" / "infrared").rglob("*.png"))
+    assert files and len(files) == len(sorted((nir / "train" / "infrared").rglob("*.png")))
+    for f in files[:4]:
+        rel = f.relative_to(tiny)
+        thermal, near = np.asarray(Image.open(f)), np.asarray(Image.open(nir / rel))
+        assert thermal.shape == near.shape and np.abs(thermal.astype(int) - near.astype(int)).mean() > 5
+    same_visible = [np.array_equal(np.asarray(Image.open(p)), np.asarray(Image.open(nir / p.relative_to(tiny))))
+                    for p in sorted((tiny / "train" / "visible").rglob("*.png"))[:4]]
+    assert all(same_visible)
+    assert PRESETS["tiny-nir"].renderer("infrared") == "nir" and PRESETS["tiny"].renderer("infrared") == "infrared"
+
+
+def test_fingerprints_of_the_older_presets_did_not_move():
+    """Adding per-modality renderers must not invalidate the users' cached datasets."""
+    from reidkit.data.synthetic.presets import fingerprint
+
+    assert fingerprint(PRESETS["standard"]) == "4dadc2c5"
+    assert fingerprint(PRESETS["standard"]) != fingerprint(PRESETS["standard-nir"])
+
+
+def test_the_pretraining_world_is_its_own():
+    """The shipped backbone's corpus: its own seed, every renderer, no camera shared between modalities."""
+    from reidkit.data.synthetic.presets import PRETRAIN_WORLD, PRETRAIN_WORLD_SEED
+
+    assert PRETRAIN_WORLD_SEED != 0 and set(PRETRAIN_WORLD.modalities) == {"visible", "nir", "infrared"}
+    cams = [c for m in PRETRAIN_WORLD.modalities for c in PRETRAIN_WORLD.cameras[m]]
+    assert len(cams) == len(set(cams)) and not PRETRAIN_WORLD.aligned

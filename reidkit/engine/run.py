@@ -137,6 +137,17 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
     return env
 
 
+def _init_card(weights: str) -> dict[str, Any]:
+    """``{"weights_card": {...}}`` when ``model.weights`` has a pretraining card (its sha256 recorded)."""
+    from reidkit.models.weights import weights_card
+
+    try:
+        card = weights_card(weights)
+    except (OSError, ValueError):  # bad weights fail later, where the backbone is built, with their own message
+        return {}
+    return {"weights_card": card} if card else {}
+
+
 @contextmanager
 def run_directory(path: Path) -> Iterator[Path]:
     """Create ``path``, refuse a second live run in it, and copy the ``reidkit`` log records to log.txt."""
@@ -237,7 +248,8 @@ def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
                 raise RunError(f"--resume: nothing to resume in {out} (no checkpoints/last.pt)")
         state = distributed.broadcast_object(state)
         (out / "config.yaml").write_text(dump(cfg))
-        write_json(out / "env.json", {**environment(dev, cfg.seed), "world_size": distributed.world_size()})
+        write_json(out / "env.json", {**environment(dev, cfg.seed), "world_size": distributed.world_size(),
+                                      **_init_card(cfg.model.weights)})
         log.info("run %s: method %s on %s, device %s", out, cfg.method, cfg.data.dataset, dev)
         return _train(cfg, dev, state, out, callbacks=callbacks, write=True)
 

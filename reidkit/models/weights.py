@@ -1,4 +1,5 @@
-"""Loading backbone weights: torchvision's ImageNet files (hub cache or download) or a local state dict.
+"""Loading backbone weights: torchvision's ImageNet files (hub cache or download), the weights shipped
+inside the package (``synthetic-pretrained``), or a local state dict (e.g. one ``reidkit pretrain`` wrote).
 
 A torchvision-layout file has its stem copied into every modality stem and its classifier ignored; a
 file of another architecture is refused with :class:`WeightsError`; missing/unexpected keys are logged.
@@ -39,7 +40,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
-            f"weights file not found: {path} (model.weights must be none, imagenet or an existing .pth file)")
+            f"weights file not found: {path} (model.weights must be none, imagenet, synthetic-pretrained or an existing .pth file)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or foreign files
@@ -149,14 +150,68 @@ def imagenet_state_dict(spec: ResNetSpec) -> dict[str, Tensor]:
     return read_state_dict(cached)
 
 
+def resolve_weights(weights: str) -> Path | None:
+    """The file that ``model.weights`` names: a shipped name (sha256 checked), a path, or None for
+    ``none``/``imagenet``. Raises :class:`WeightsError` for a shipped file that is missing or damaged."""
+    if weights in ("none", "imagenet"):
+        return None
+    from reidkit.models.pretrained import SHIPPED
+
+    shipped = SHIPPED.get(weights)
+    if shipped is None:
+        return Path(weights).expanduser()
+    if not shipped.path.is_file():
+        raise WeightsError(f"the shipped weights {weights!r} are missing from the installed package "
+                           f"({shipped.path}); reinstall reidkit or make them again (docs/pretraining.md)")
+    from reidkit.pretrain.train import sha256
+
+    digest = sha256(shipped.path)
+    if shipped.sha256 and digest != shipped.sha256:
+        raise WeightsError(f"the shipped weights {weights!r} ({shipped.path}) are damaged or replaced: sha256 "
+                           f"{digest[:12]}... instead of {shipped.sha256[:12]}...")
+    return shipped.path
+
+
+def weights_card(weights: str) -> dict[str, str] | None:
+    """``{"weights", "file", "card", "card_sha256"}`` for weights that have a card beside them (made by
+    ``reidkit pretrain``); what ``env.json`` records. None for ``none``/``imagenet`` or no card."""
+    path = resolve_weights(weights)
+    card = None if path is None else path.with_suffix(".json")
+    if card is None or not card.is_file():
+        return None
+    from reidkit.pretrain.train import sha256
+
+    return {"weights": weights, "file": str(path), "card": str(card), "card_sha256": sha256(card)}
+
+
+def _check_card(path: Path, backbone: str) -> None:
+    """Refuse a file whose card says it was made for another backbone."""
+    card = path.with_suffix(".json")
+    if not card.is_file():
+        return
+    import json
+
+    try:
+        made_for = json.loads(card.read_text()).get("backbone")
+    except (OSError, ValueError, AttributeError):
+        return
+    if made_for and made_for != backbone:
+        raise WeightsError(f"{path} holds {made_for} weights (its card {card.name} says so), not {backbone}; "
+                           f"set model.backbone={made_for} or choose other model.weights")
+
+
 def load_weights(model: ReIDBackbone, weights: str) -> None:
-    """Apply ``model.weights``: ``"none"`` keeps the random init, ``"imagenet"``, or a local file path."""
+    """Apply ``model.weights``: ``"none"`` keeps the random init, ``"imagenet"``, the name of a shipped
+    file (``reidkit.models.pretrained``), or a local file path (checked against its card, if any)."""
     if weights == "none":
         return
     if weights == "imagenet":
         load_state_dict_into(model, imagenet_state_dict(model.spec), f"ImageNet weights of {model.spec.name}")
         return
-    load_state_dict_into(model, read_state_dict(weights), str(Path(weights).expanduser()))
+    path = resolve_weights(weights)
+    _check_card(path, model.spec.name)
+    source = weights if path.name != Path(weights).name else str(path)
+    load_state_dict_into(model, read_state_dict(path), source)
 
 
 # ------------------------------------------------------------------------------------------------------

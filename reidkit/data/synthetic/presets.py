@@ -95,6 +95,9 @@ class Preset:
         train_shots / test_shots: captures per identity per camera in each split.
         height / width: image size in pixels.
         knobs: the difficulty knobs.
+        renderers: ``{modality: renderer}`` where the renderer is not the one the name implies (the
+            ``-nir`` presets name their near-infrared modality ``infrared``, as SYSU-MM01 and LLCM do, and
+            render it with the ``nir`` renderer); empty for the others.
     """
 
     name: str
@@ -108,6 +111,11 @@ class Preset:
     height: int = 128
     width: int = 64
     knobs: Knobs = field(default_factory=Knobs)
+    renderers: dict[str, str] = field(default_factory=dict)
+
+    def renderer(self, modality: str) -> str:
+        """The renderer name of ``modality`` (``visible``, ``nir`` or a thermal name)."""
+        return self.renderers.get(modality, modality)
 
     def images(self, split: str) -> dict[str, int]:
         """``{modality: image count}`` that ``split`` will hold."""
@@ -126,6 +134,11 @@ def _two(name: str, train_ids: int, test_ids: int, train_shots: int, test_shots:
     return Preset(name, _TWO, _TWO_CAMERAS, False, train_ids, test_ids, train_shots, test_shots)
 
 
+def _two_nir(name: str, train_ids: int, test_ids: int, train_shots: int, test_shots: int) -> Preset:
+    return Preset(name, _TWO, _TWO_CAMERAS, False, train_ids, test_ids, train_shots, test_shots,
+                  renderers={"infrared": "nir"})
+
+
 def _three(name: str, train_ids: int, test_ids: int, train_shots: int, test_shots: int) -> Preset:
     return Preset(name, _THREE, _THREE_CAMERAS, True, train_ids, test_ids, train_shots, test_shots)
 
@@ -137,17 +150,32 @@ PRESETS: dict[str, Preset] = {
         _two("tiny", 8, 6, 2, 2),
         _two("small", 100, 60, 3, 3),
         _two("standard", 160, 100, 4, 3),
+        _two_nir("tiny-nir", 8, 6, 2, 2),
+        _two_nir("small-nir", 100, 60, 3, 3),
+        _two_nir("standard-nir", 160, 100, 4, 3),
         _three("tiny-3m", 6, 5, 1, 1),
         _three("small-3m", 80, 50, 2, 1),
         _three("standard-3m", 120, 80, 2, 2),
     )
 }
 
+#: The unlabeled corpus of the shipped pretrained backbone (``reidkit pretrain``): every renderer, each
+#: modality with cameras of its own (no capture is seen by two modalities), generated with a seed of its own
+#: (:data:`PRETRAIN_WORLD_SEED`), so none of its people appears in any preset a benchmark scores.
+PRETRAIN_WORLD = Preset("pretrain-world", ("visible", "nir", "infrared"),
+                        {"visible": (1, 2), "nir": (3, 4), "infrared": (5, 6)}, False, 800, 20, 2, 1)
+PRESETS[PRETRAIN_WORLD.name] = PRETRAIN_WORLD
+#: the seed of the pretraining world; benchmarks and the default dataset use seed 0
+PRETRAIN_WORLD_SEED = 1000
+
 
 def fingerprint(preset: Preset) -> str:
     """8 hex digits of everything that decides a preset's images (counts, size, cameras, knobs, generator
     version): part of the cache key, so changing a knob's default can never reuse a stale cached dataset."""
-    spec = json.dumps([GENERATOR_VERSION, dataclasses.asdict(preset)], sort_keys=True, default=list)
+    fields = dataclasses.asdict(preset)
+    if not fields["renderers"]:  # presets from before renderers existed keep their cache keys
+        del fields["renderers"]
+    spec = json.dumps([GENERATOR_VERSION, fields], sort_keys=True, default=list)
     return hashlib.sha256(spec.encode()).hexdigest()[:8]
 
 

@@ -116,13 +116,15 @@ _RENDERERS = {"visible": render_visible, "thermal": render_thermal, "nir": rende
 
 
 def render_capture(person: Person, capture: Capture, camera: Camera, modalities: tuple[str, ...],
-                   knobs: Knobs, height: int, width: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                   knobs: Knobs, height: int, width: int, *, renderers: dict[str, str] | None = None
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """``({modality: uint8 image}, part map)`` for one capture; every modality shares the geometry, so
-    the part map ([H, W] uint8, ids of ``masks.PARTS``) fits each of them."""
+    the part map ([H, W] uint8, ids of ``masks.PARTS``) fits each of them. ``renderers`` maps a modality
+    name to the renderer to use where the name does not say it (e.g. ``{"infrared": "nir"}``)."""
     layers = rasterise(body_shapes(person, capture), capture, height, width)
     images = {}
     for modality in modalities:
-        kind = MODALITY_KINDS.get(modality)
+        kind = MODALITY_KINDS.get((renderers or {}).get(modality, modality))
         if kind is None:
             raise ValueError(f"no renderer for modality {modality!r}; known: {', '.join(MODALITY_KINDS)}")
         rng = np.random.default_rng([capture.seed, zlib.crc32(modality.encode())])

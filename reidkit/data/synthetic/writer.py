@@ -74,7 +74,7 @@ def write_person(root: Path, split: str, person: Person, preset: Preset, cameras
             rng = np.random.default_rng([seed, 4, person.pid, cam_id, shot])
             capture = sample_capture(rng, person, camera, preset.width, preset.height, knobs)
             images, parts = render_capture(person, capture, camera, modalities, knobs,
-                                           preset.height, preset.width)
+                                           preset.height, preset.width, renderers=preset.renderers)
             stem = f"c{cam_id}_{pid}_{shot:03d}"
             for modality, image in images.items():
                 folder = root / split / modality / pid

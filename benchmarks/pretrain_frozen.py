@@ -1,0 +1,74 @@
+"""Frozen-feature cross-modality scores of backbone initialisations (no training), as the field measures
+ImageNet weights before a method starts.
+
+    python benchmarks/pretrain_frozen.py none synthetic-pretrained [more weights files ...] \
+        --presets standard standard-nir --world-seed 0 --json benchmarks/pretraining/frozen-test.json
+
+A ``.ckpt`` file (an unfinished ``reidkit pretrain`` run) is scored through its backbone.
+``--world-seed 0`` scores the benchmark's own test split (seed 0); any other seed scores a world the
+benchmark never uses, which is where pretraining recipes are compared (docs/pretraining.md). Prints a
+markdown table (R1 / mAP in %, both search directions and their mean).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _from_checkpoint(path: str) -> str:
+    """The backbone of an unfinished pretraining run's checkpoint, written as a weights file beside it."""
+    import torch
+
+    from reidkit.engine.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)["model"]
+    backbone = {k[len("backbone."):].removeprefix("stems.shared."): v for k, v in state.items()
+                if k.startswith("backbone.") and not k.startswith("backbone.neck.")}
+    out = str(Path(path).with_suffix(f".step{load_checkpoint(path)['step']}.pth"))
+    torch.save(backbone, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from reidkit.data.datasets.synthetic import SyntheticDataset
+    from reidkit.data.synthetic import cached_root
+    from reidkit.pretrain.frozen import frozen_scores
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", nargs="+", help="model.weights values: none, synthetic-pretrained, files")
+    parser.add_argument("--presets", nargs="+", default=["standard", "standard-nir"])
+    parser.add_argument("--world-seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the scores here")
+    args = parser.parse_args(argv)
+
+    args.weights = [_from_checkpoint(w) if w.endswith(".ckpt") else w for w in args.weights]
+    rows, doc = [], {"world_seed": args.world_seed, "scores": {}}
+    for preset in args.presets:
+        dataset = SyntheticDataset.from_root(cached_root(preset, seed=args.world_seed))
+        for weights in args.weights:
+            t0 = time.perf_counter()
+            scores = frozen_scores(weights, dataset)
+            doc["scores"].setdefault(preset, {})[weights] = {
+                name: {k: r[k] for k in ("rank1", "mAP", "mINP")} for name, r in scores.items()}
+            cells = [f"{100 * r['rank1']:.1f} / {100 * r['mAP']:.1f}" for r in scores.values()]
+            mean_map = 100 * np.mean([r["mAP"] for r in scores.values()])
+            rows.append(f"| {preset} | `{weights}` | {' | '.join(cells)} | {mean_map:.1f} |")
+            print(f"{preset} {weights}: mean mAP {mean_map:.1f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+            names = list(scores)
+    print(f"| preset (seed {args.world_seed}) | weights | " + " | ".join(f"{n} R1 / mAP" for n in names)
+          + " | mean mAP |")
+    print("|---|---|" + "---:|" * (len(names) + 1))
+    print("\n".join(rows))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

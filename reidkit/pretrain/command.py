@@ -1,0 +1,106 @@
+"""``reidkit pretrain``: the command line of :func:`reidkit.pretrain.pretrain`."""
+from __future__ import annotations
+
+import argparse
+
+from reidkit.pretrain.config import MODES, PretrainConfig
+from reidkit.pretrain.recipes import RECIPES
+
+EXAMPLES = """examples:
+  reidkit pretrain --output runs/ssl/resnet-mini.pth                          # the synthetic pretraining world
+  reidkit pretrain --dataset sysu_mm01 --root /data/SYSU-MM01 --backbone resnet50 --height 288 --width 144 \\
+      --output ~/weights/sysu-ssl.pth                                          # unlabeled images of a dataset
+  reidkit pretrain --folder /data/my-cameras --output ~/weights/mine.pth      # any folder of images
+  reidkit pretrain --mode supervised --dataset sysu_mm01 --root /data/SYSU-MM01 --output src.pth   # transfer
+then: reidkit run --method chcr --set model.weights=runs/ssl/resnet-mini.pth
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("pretrain", help="pretrain a backbone on unlabeled (or labelled source) images",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = PretrainConfig(output="x.pth")
+    p.add_argument("--output", required=True, help="weights file to write (.pth); the card goes beside it (.json)")
+    p.add_argument("--mode", choices=MODES, default=defaults.mode)
+    p.add_argument("--recipe", choices=RECIPES, default=defaults.recipe, help="self-supervised objective")
+    corpus = p.add_argument_group("corpus (one of --dataset, --folder)")
+    corpus.add_argument("--dataset", help="registered dataset whose training split is used "
+                                          "(default: synthetic, the pretraining world)")
+    corpus.add_argument("--root", help="the dataset's folder")
+    corpus.add_argument("--folder", help="a plain folder of images (sub-folders name modalities)")
+    corpus.add_argument("--preset", default=defaults.preset, help="synthetic preset (without --root)")
+    corpus.add_argument("--world-seed", type=int, help="seed of the synthetic world (default: the preset's "
+                                                       "own, 1000 for pretrain-world, else 0)")
+    corpus.add_argument("--modality", action="append", help="keep only this modality (repeatable)")
+    model = p.add_argument_group("model and optimisation")
+    model.add_argument("--backbone", default=defaults.backbone)
+    model.add_argument("--height", type=int, default=defaults.height)
+    model.add_argument("--width", type=int, default=defaults.width)
+    model.add_argument("--steps", type=int, default=defaults.steps)
+    model.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    model.add_argument("--lr", type=float, default=defaults.lr)
+    model.add_argument("--warmup", type=int, default=defaults.warmup, help="linear warmup steps")
+    model.add_argument("--temperature", type=float, default=defaults.temperature)
+    model.add_argument("--seed", type=int, default=defaults.seed)
+    model.add_argument("--workers", type=int, default=defaults.workers)
+    model.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    run = p.add_argument_group("running")
+    run.add_argument("--on-bad-image", choices=("error", "skip"), default=defaults.on_bad_image)
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT's .ckpt")
+    run.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT")
+    run.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    p.set_defaults(func=cmd_pretrain)
+
+
+def config_from_args(args: argparse.Namespace) -> PretrainConfig:
+    folder = args.folder
+    dataset = None if folder else (args.dataset or "synthetic")
+    world_seed = args.world_seed
+    return PretrainConfig(
+        output=args.output, dataset=dataset, root=args.root, folder=folder, preset=args.preset,
+        world_seed=world_seed, modalities=tuple(args.modality or ()), mode=args.mode, recipe=args.recipe,
+        backbone=args.backbone, height=args.height, width=args.width, steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, temperature=args.temperature, seed=args.seed,
+        workers=args.workers, on_bad_image=args.on_bad_image, checkpoint_every=args.checkpoint_every)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from reidkit import distributed
+    from reidkit.pretrain.train import card_path, pretrain
+
+    if args.dataset and args.folder:
+        from reidkit.pretrain.config import PretrainError
+
+        raise PretrainError("give either --dataset or --folder, not both")
+    cfg = config_from_args(args)
+    if distributed.env_rank() != 0:
+        try:
+            pretrain(cfg, device=args.device, resume=args.resume, force=args.force)
+        finally:
+            distributed.shutdown()
+        return 0
+    console = Console(highlight=False)
+    bar = Progress(TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
+                   TimeRemainingColumn(), console=console)
+    task = bar.add_task("steps", total=cfg.steps, loss="")
+
+    def progress(step: int, total: int, losses: dict[str, float]) -> None:
+        bar.update(task, completed=step, loss=" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
+
+    with bar:
+        try:
+            card = pretrain(cfg, device=args.device, resume=args.resume, force=args.force, progress=progress)
+        finally:
+            distributed.shutdown()
+    corpus = card["corpus"]
+    console.print(f"wrote {cfg.output} and {card_path(cfg.output)}: {card['backbone']}, {card['mode']} "
+                  f"({card['recipe']}), {card['steps']} steps on {corpus['images']} images of "
+                  f"{corpus['dataset']} ({', '.join(corpus['modalities'])}), {card['wall_time_s']:.0f} s")
+    console.print(f"use it with: --set model.weights={cfg.output}")
+    return 0
+
+
+__all__ = ["add_parser", "cmd_pretrain", "config_from_args"]

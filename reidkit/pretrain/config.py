@@ -1,0 +1,87 @@
+"""What ``reidkit pretrain`` runs: one frozen dataclass, filled from the command line or from Python."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reidkit.pretrain.augment import AugmentConfig
+
+MODES = ("self-supervised", "supervised")
+
+
+class PretrainError(ValueError):
+    """A pretraining run that cannot start (bad output path, nothing to resume, bad option)."""
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """A pretraining run.
+
+    Corpus (one of): ``folder`` (a plain folder of images) or ``dataset`` (a registered dataset's training
+    split at ``root``; for ``synthetic`` without a root, ``preset`` generated with ``world_seed``).
+
+    Attributes:
+        output: the weights file to write (``.pth``); its card is the same path with ``.json``.
+        mode: ``self-supervised`` (identities never read) or ``supervised`` (identity classification).
+        recipe: ``simclr`` or ``moco-v2`` (self-supervised mode).
+        modalities: keep only these modalities of a dataset (all when empty).
+        backbone: a registered backbone; pretraining always uses one shared stem, and the weights file
+            loads into any stem layout (the stem is stored as torchvision's ``conv1``/``bn1``).
+        height, width: image size the corpus is resized to.
+        steps, batch_size: optimisation steps, images per step (each seen in two views).
+        lr, weight_decay, warmup: AdamW with linear warmup (``warmup`` steps) then cosine decay to 0.
+        temperature, queue, moco_momentum: the contrastive loss's temperature, MoCo's queue length and
+            key-encoder momentum.
+        seed: every random choice (sampling, views, initialisation) follows from it.
+        workers: data-loading processes.
+        on_bad_image: ``error`` stops at an unreadable image; ``skip`` checks every image first and drops
+            the unreadable ones (listed in the card).
+        checkpoint_every: steps between resumable checkpoints.
+        augment: the views' augmentations.
+    """
+
+    output: str
+    dataset: str | None = "synthetic"
+    root: str | None = None
+    folder: str | None = None
+    preset: str = "pretrain-world"
+    world_seed: int | None = None
+    modalities: tuple[str, ...] = ()
+    mode: str = "self-supervised"
+    recipe: str = "simclr"
+    backbone: str = "resnet-mini"
+    height: int = 128
+    width: int = 64
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    temperature: float = 0.2
+    queue: int = 4096
+    moco_momentum: float = 0.99
+    seed: int = 0
+    workers: int = 2
+    on_bad_image: str = "error"
+    checkpoint_every: int = 100
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        from reidkit.pretrain.recipes import RECIPES
+
+        if self.mode not in MODES:
+            raise PretrainError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.recipe not in RECIPES:
+            raise PretrainError(f"--recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        if self.on_bad_image not in ("error", "skip"):
+            raise PretrainError(f"--on-bad-image must be error or skip, got {self.on_bad_image!r}")
+        if (self.folder is None) == (self.dataset is None):
+            raise PretrainError("give exactly one corpus: a dataset (--dataset NAME [--root DIR]) or --folder DIR")
+        if self.folder is not None and self.mode == "supervised":
+            raise PretrainError("--mode supervised needs identity labels: a labelled --dataset, not a --folder")
+        for name in ("steps", "batch_size", "height", "width", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise PretrainError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_size < 4:
+            raise PretrainError(f"batch_size must be at least 4, got {self.batch_size}")
+        if not self.output.endswith(".pth"):
+            raise PretrainError(f"--output must name a .pth weights file, got {self.output!r}")

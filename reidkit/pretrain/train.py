@@ -1,0 +1,229 @@
+"""The pretraining loop: corpus -> views -> recipe -> a backbone weights file and its JSON card.
+
+Files, for ``--output X.pth``: ``X.pth`` (the backbone's state dict without its BN-neck, the stem stored as
+torchvision's ``conv1``/``bn1`` so it loads into shared and per-modality stems alike), ``X.json`` (the card:
+corpus, mode, recipe, steps, seed, commit, wall time), and while training ``X.ckpt`` (resumable, written
+atomically every ``checkpoint_every`` steps, removed when the run ends).
+
+Under ``torchrun`` every rank draws its own images and views (seeded by rank), BatchNorm normalises over
+the global batch and DistributedDataParallel averages the gradients; rank 0 writes the files. On CUDA the
+forward pass runs under bfloat16 autocast.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Sampler
+
+from reidkit import __version__, distributed
+from reidkit.config import ModelConfig
+from reidkit.engine.checkpoint import load_checkpoint, save_checkpoint, write_json
+from reidkit.pretrain.augment import augment
+from reidkit.pretrain.config import PretrainConfig, PretrainError
+from reidkit.pretrain.corpus import Corpus, CorpusImages, dataset_corpus, drop_unreadable, folder_corpus
+from reidkit.pretrain.recipes import PRETRAIN_MODALITY, build_recipe
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, dict[str, float]], None]
+
+
+class _StepBatches(Sampler):
+    """Batch ``t`` = ``batch_size`` indices drawn uniformly from a generator seeded by (seed, rank, t), so a
+    resumed run draws the same batches as an uninterrupted one."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int, steps: int) -> None:
+        self.n, self.batch_size, self.seed, self.start, self.steps = n, batch_size, seed, start, steps
+
+    def __len__(self) -> int:
+        return self.steps - self.start
+
+    def __iter__(self):
+        for t in range(self.start, self.steps):
+            g = torch.Generator().manual_seed(_step_seed(self.seed, t, 1))
+            yield torch.randint(self.n, (self.batch_size,), generator=g).tolist()
+
+
+def _step_seed(seed: int, step: int, stream: int) -> int:
+    return (seed * 1_000_003 + distributed.rank() * 7919 + step) * 4 + stream
+
+
+def _collate(items: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
+    return torch.stack([i for i, _ in items]), torch.tensor([label for _, label in items], dtype=torch.long)
+
+
+def build_corpus(cfg: PretrainConfig) -> Corpus:
+    if cfg.folder is not None:
+        return folder_corpus(cfg.folder)
+    return dataset_corpus(cfg.dataset, cfg.root, preset=cfg.preset, world_seed=cfg.world_seed,
+                          modalities=cfg.modalities, labelled=cfg.mode == "supervised")
+
+
+def build_backbone(cfg: PretrainConfig) -> nn.Module:
+    """A randomly initialised ``cfg.backbone`` with one shared stem."""
+    from reidkit.registry import BACKBONES
+
+    model_cfg = ModelConfig(backbone=cfg.backbone, weights="none", stems="shared")
+    return BACKBONES.get(cfg.backbone)(model_cfg, (PRETRAIN_MODALITY,))
+
+
+def export_state(backbone: nn.Module) -> dict[str, Tensor]:
+    """The backbone's tensors without the BN-neck; a shared stem stored under torchvision's names."""
+    out = {}
+    for key, value in backbone.state_dict().items():
+        if key.startswith("neck."):
+            continue
+        out[key.removeprefix("stems.shared.")] = value.detach().cpu().clone()
+    return out
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def card_path(weights: str | Path) -> Path:
+    """The JSON card beside a weights file: ``X.pth`` -> ``X.json``."""
+    return Path(weights).with_suffix(".json")
+
+
+def _prepare_output(cfg: PretrainConfig, *, resume: bool, force: bool) -> tuple[Path, dict | None]:
+    weights = Path(cfg.output).expanduser()
+    ckpt = weights.with_suffix(".ckpt")
+    if resume and force:
+        raise PretrainError("--resume and --force exclude each other")
+    if resume:
+        if ckpt.is_file():
+            return weights, load_checkpoint(ckpt, method="pretrain")
+        if weights.is_file():
+            raise PretrainError(f"--resume: {weights} is finished (no {ckpt.name} left to resume)")
+        raise PretrainError(f"--resume: nothing to resume at {weights} (no {ckpt.name})")
+    existing = [p for p in (weights, card_path(weights), ckpt) if p.exists()]
+    if existing and not force:
+        raise PretrainError(f"{existing[0]} exists: pass --resume to continue an interrupted run or --force "
+                            "to overwrite")
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    for p in existing:
+        p.unlink()
+    return weights, None
+
+
+def _schedule(cfg: PretrainConfig) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = False, force: bool = False,
+             progress: Progress | None = None) -> dict[str, Any]:
+    """Pretrain ``cfg.backbone`` on ``cfg``'s corpus; write the weights and the card; return the card."""
+    from reidkit.engine.run import pick_device, source_state
+
+    dev = distributed.init_from_env(pick_device(device))
+    weights, state = _prepare_output(cfg, resume=resume, force=force) if distributed.is_main() else (None, None)
+    state = distributed.broadcast_object(state)
+    corpus = build_corpus(cfg)
+    skipped: list[dict[str, str]] = []
+    if cfg.on_bad_image == "skip":
+        corpus, skipped = drop_unreadable(corpus)
+    torch.manual_seed(cfg.seed)
+    backbone = build_backbone(cfg)
+    model = build_recipe(cfg.mode, cfg.recipe, backbone, num_ids=corpus.num_ids, temperature=cfg.temperature,
+                         queue=cfg.queue, momentum=cfg.moco_momentum).to(dev)
+    distributed.sync_batchnorm(model, dev)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg))
+    start, elapsed, history = 0, 0.0, []
+    if state is not None:
+        if state.get("config") != dataclasses.asdict(cfg) | {"output": state["config"].get("output")}:
+            log.warning("--resume: the options differ from the interrupted run's; continuing with the saved ones")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, elapsed, history = state["step"], state["elapsed_s"], state["history"]
+        log.info("resuming pretraining at step %d of %d", start, cfg.steps)
+    ddp = _wrap(model, dev)
+    loader = DataLoader(CorpusImages(corpus.samples, (cfg.height, cfg.width)), num_workers=cfg.workers,
+                        batch_sampler=_StepBatches(len(corpus.samples), cfg.batch_size, cfg.seed, start, cfg.steps),
+                        collate_fn=_collate)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else _nullcontext()
+    model.train()
+    t0 = time.perf_counter() - elapsed
+    for step, (images, labels) in enumerate(loader, start=start):
+        g = torch.Generator().manual_seed(_step_seed(cfg.seed, step, 2))
+        images = images.to(dev, non_blocking=True).float().div_(255)
+        views = (augment(images, cfg.augment, g), augment(images, cfg.augment, g))
+        with amp:
+            losses = (ddp or model)(views, labels.to(dev))
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"pretraining diverged at step {step} (loss {loss.item()}); lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        logged = {k: float(v.detach()) for k, v in losses.items()}
+        if step % 10 == 0 or step + 1 == cfg.steps:
+            history.append({"step": step, **logged, "lr": optimizer.param_groups[0]["lr"]})
+        if progress is not None and distributed.is_main():
+            progress(step + 1, cfg.steps, logged)
+        if distributed.is_main() and ((step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps):
+            save_checkpoint(weights.with_suffix(".ckpt"), {
+                "method": "pretrain", "config": dataclasses.asdict(cfg), "step": step + 1,
+                "elapsed_s": time.perf_counter() - t0, "history": history, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()})
+    wall = time.perf_counter() - t0
+    if not distributed.is_main():
+        return {}
+    torch.save(export_state(backbone), weights)
+    commit, dirty = source_state()
+    card = {
+        "format": "reidkit-pretrained-backbone/1", "backbone": cfg.backbone, "weights_sha256": sha256(weights),
+        "mode": cfg.mode, "recipe": cfg.recipe if cfg.mode == "self-supervised" else "identity-classification",
+        "corpus": corpus.info, "steps": cfg.steps, "batch_size": cfg.batch_size, "image_size": [cfg.height, cfg.width],
+        "seed": cfg.seed, "world_size": distributed.world_size(), "device": str(dev),
+        "wall_time_s": round(wall, 1), "reidkit": __version__, "git_commit": commit, "git_dirty": dirty,
+        "options": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("output", "augment")},
+        "augment": dataclasses.asdict(cfg.augment),
+        "final_loss": history[-1] if history else None, "loss_history": history,
+        **({"skipped_images": skipped} if skipped else {}),
+    }
+    card = json.loads(json.dumps(card))  # what the file holds (tuples become lists)
+    write_json(card_path(weights), card)
+    weights.with_suffix(".ckpt").unlink(missing_ok=True)
+    log.info("wrote %s and %s (%d steps, %.0f s)", weights, card_path(weights).name, cfg.steps, wall)
+    return card
+
+
+def _wrap(model: nn.Module, dev: torch.device) -> nn.Module | None:
+    if not distributed.is_distributed():
+        return None
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
+                                   find_unused_parameters=True)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,265 @@
+"""reidkit pretrain: views, corpus, the loop (weights, card, resume, errors), loading the result."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reidkit.cli import main
+from reidkit.config import ModelConfig
+from reidkit.data.datasets.base import DatasetError
+from reidkit.models.backbones import resnet18, resnet_mini
+from reidkit.models.weights import WeightsError
+from reidkit.pretrain import AugmentConfig, PretrainConfig, PretrainError, pretrain
+from reidkit.pretrain import augment as A
+from reidkit.pretrain.corpus import folder_corpus
+from reidkit.testing import make_tiny_dataset
+
+TINY = {"height": 32, "width": 16, "batch_size": 8, "workers": 0, "warmup": 2}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("pretrain") / "data", ids=6, per_id=3)
+
+
+def _cfg(tmp_path, data, **kw):
+    return PretrainConfig(output=str(tmp_path / "w.pth"), dataset="generic", root=str(data),
+                          **{**TINY, "steps": 4, **kw})
+
+
+# -- views ---------------------------------------------------------------------------------------------
+def test_views_are_normalised_images_of_the_same_size():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 32, 16)
+    out = A.augment(x, AugmentConfig(), g)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    again = A.augment(x, AugmentConfig(), torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # the generator decides everything: resumed runs draw the same views
+
+
+def test_single_channel_views_have_equal_channels():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(50, 3, 8, 4)
+    gray = A.single_channel(x, AugmentConfig(gray_p=1.0, exchange_p=0.0), g)
+    exch = A.single_channel(x, AugmentConfig(gray_p=0.0, exchange_p=1.0), g)
+    for out in (gray, exch):
+        assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
+    # an exchanged image is one of the input channels, copied
+    assert all(any(torch.equal(exch[i, 0], x[i, c]) for c in range(3)) for i in range(50))
+    kept = A.single_channel(x, AugmentConfig(gray_p=0.0, exchange_p=0.0), g)
+    assert torch.equal(kept, x)
+
+
+def test_tone_curve_identity_inversion_and_range():
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(20, 3, 8, 4)
+    assert torch.allclose(A.tone_curve(x, AugmentConfig(curve_p=0.0, invert_p=0.0), g), x, atol=1e-6)
+    assert torch.allclose(A.tone_curve(x, AugmentConfig(curve_p=0.0, invert_p=1.0), g), 1 - x, atol=1e-6)
+    curved = A.tone_curve(x, AugmentConfig(curve_p=1.0, invert_p=0.0), g)
+    assert curved.min() >= 0 and curved.max() <= 1 and not torch.allclose(curved, x, atol=1e-2)
+    # one map per image: equal inputs in two channels stay equal
+    same = x.clone()
+    same[:, 1] = same[:, 0]
+    out = A.tone_curve(same, AugmentConfig(curve_p=1.0), g)
+    assert torch.allclose(out[:, 0], out[:, 1])
+
+
+def test_blur_keeps_constant_images_and_smooths_noise():
+    g = torch.Generator().manual_seed(3)
+    flat = torch.full((4, 3, 16, 8), 0.3)
+    assert torch.allclose(A.gaussian_blur(flat, AugmentConfig(blur_p=1.0), g), flat, atol=1e-5)
+    noise = torch.rand(4, 3, 16, 8)
+    blurred = A.gaussian_blur(noise, AugmentConfig(blur_p=1.0, blur_sigma=(1.5, 1.5)), g)
+    assert blurred.std() < 0.6 * noise.std()
+
+
+# -- corpus --------------------------------------------------------------------------------------------
+def test_folder_corpus_reads_modalities_from_subfolders(tmp_path):
+    for sub in ("visible/a", "nir"):
+        (tmp_path / sub).mkdir(parents=True)
+        Image.new("RGB", (8, 16)).save(tmp_path / sub / "x.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    corpus = folder_corpus(tmp_path)
+    assert corpus.info["images"] == 2 and corpus.info["modalities"] == ["nir", "visible"]
+    assert all(s.person_id == -1 for s in corpus.samples)
+
+
+def test_empty_folder_is_one_error_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no images"):
+        folder_corpus(tmp_path / "empty")
+    assert main(["pretrain", "--folder", str(tmp_path / "empty"), "--output", str(tmp_path / "w.pth")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no images")
+
+
+def test_self_supervised_corpus_never_carries_identities(tiny_data):
+    from reidkit.pretrain.corpus import dataset_corpus
+
+    assert {s.person_id for s in dataset_corpus("generic", str(tiny_data)).samples} == {-1}
+    labelled = dataset_corpus("generic", str(tiny_data), labelled=True)
+    assert labelled.num_ids == 6 and {s.person_id for s in labelled.samples} == set(range(6))
+
+
+# -- the loop ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("recipe", ["simclr", "moco-v2"])
+def test_pretrain_writes_weights_and_card_that_load(tmp_path, tiny_data, recipe):
+    card = pretrain(_cfg(tmp_path, tiny_data, recipe=recipe, queue=64))
+    weights = tmp_path / "w.pth"
+    on_disk = json.loads((tmp_path / "w.json").read_text())
+    assert on_disk == card
+    assert card["corpus"]["images"] == 36 and card["corpus"]["modalities"] == ["infrared", "visible"]
+    assert card["mode"] == "self-supervised" and card["recipe"] == recipe and card["steps"] == 4
+    assert card["backbone"] == "resnet-mini" and card["git_commit"] is not None or card["git_commit"] is None
+    assert not (tmp_path / "w.ckpt").exists()
+    state = torch.load(weights, weights_only=True)
+    assert "conv1.weight" in state and not any(k.startswith(("neck.", "stems.")) for k in state)
+    # loads into shared and per-modality stems alike, every stem getting the pretrained one
+    for stems in ("shared", "per-modality"):
+        model = resnet_mini(ModelConfig(weights=str(weights), stems=stems), ("visible", "infrared"))
+        for stem in model.stems.values():
+            assert torch.equal(stem.conv1.weight, state["conv1.weight"])
+        assert torch.equal(model.layer4[0].conv1.weight, state["layer4.0.conv1.weight"])
+
+
+def test_supervised_mode_classifies_identities(tmp_path, tiny_data):
+    card = pretrain(_cfg(tmp_path, tiny_data, mode="supervised"))
+    assert card["mode"] == "supervised" and card["recipe"] == "identity-classification"
+    assert "id" in card["final_loss"] and math.isfinite(card["final_loss"]["id"])
+
+
+def test_supervised_mode_needs_labels(tmp_path):
+    with pytest.raises(PretrainError, match="labels"):
+        PretrainConfig(output=str(tmp_path / "w.pth"), dataset=None, folder=str(tmp_path), mode="supervised")
+
+
+def test_existing_output_is_refused_unless_force_or_resume(tmp_path, tiny_data, capsys):
+    args = ["pretrain", "--dataset", "generic", "--root", str(tiny_data), "--output", str(tmp_path / "w.pth"),
+            "--height", "32", "--width", "16", "--batch-size", "8", "--workers", "0", "--steps", "2",
+            "--warmup", "1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists" in err[0] and "--force" in err[0]
+    assert main([*args, "--resume"]) == 2  # finished: nothing to resume
+    assert "finished" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+
+
+def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, tiny_data):
+    full = pretrain(_cfg(tmp_path / "full", tiny_data, steps=6, checkpoint_every=2))
+
+    def crash(step, total, losses):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    cfg = _cfg(tmp_path / "crash", tiny_data, steps=6, checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg, progress=crash)
+    assert (tmp_path / "crash" / "w.ckpt").is_file() and not (tmp_path / "crash" / "w.pth").exists()
+    resumed = pretrain(cfg, resume=True)
+    a = torch.load(tmp_path / "full" / "w.pth", weights_only=True)
+    b = torch.load(tmp_path / "crash" / "w.pth", weights_only=True)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+    assert resumed["final_loss"] == pytest.approx(full["final_loss"], rel=1e-4)
+
+
+def test_unreadable_images_stop_the_run_or_are_skipped(tmp_path, tiny_data, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    bad = next((data / "train" / "visible").rglob("*.png"))
+    bad.write_bytes(b"not a png")
+    args = ["pretrain", "--dataset", "generic", "--root", str(data), "--height", "32", "--width", "16",
+            "--batch-size", "8", "--workers", "0", "--steps", "8", "--warmup", "1"]
+    assert main([*args, "--output", str(tmp_path / "a.pth")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: bad image") and bad.name in err[0]
+    assert main([*args, "--output", str(tmp_path / "b.pth"), "--on-bad-image", "skip"]) == 0
+    card = json.loads((tmp_path / "b.json").read_text())
+    assert card["corpus"]["images"] == 35 and card["skipped_images"][0]["path"].endswith(bad.name)
+
+
+def test_weights_for_another_backbone_are_refused(tmp_path, tiny_data, capsys):
+    pretrain(_cfg(tmp_path, tiny_data, steps=1, warmup=1))
+    with pytest.raises(WeightsError, match="resnet-mini weights"):
+        resnet18(ModelConfig(weights=str(tmp_path / "w.pth")), ("visible", "infrared"))
+    (tmp_path / "w.json").unlink()  # without the card, the shapes still tell
+    with pytest.raises(WeightsError, match="differ in shape"):
+        resnet18(ModelConfig(weights=str(tmp_path / "w.pth")), ("visible", "infrared"))
+
+
+def test_run_records_the_card_sha256(tmp_path, tiny_data):
+    from reidkit.engine.run import resolve_run_config, run
+    from reidkit.pretrain.train import sha256
+
+    pretrain(_cfg(tmp_path, tiny_data, steps=1, warmup=1))
+    cfg = resolve_run_config("dc-baseline", overrides=[
+        "data.dataset=generic", f"data.root={tiny_data}", "data.height=32", "data.width=16", "optim.epochs=0",
+        f"model.weights={tmp_path / 'w.pth'}", f"output={tmp_path / 'run'}"])
+    run(cfg)
+    env = json.loads((tmp_path / "run" / "env.json").read_text())
+    assert env["weights_card"]["card_sha256"] == sha256(tmp_path / "w.json")
+
+
+# -- shipped weights -----------------------------------------------------------------------------------
+def test_shipped_weights_are_checked_by_sha256(tmp_path, monkeypatch, tiny_data):
+    from reidkit.models import pretrained
+
+    pretrain(_cfg(tmp_path, tiny_data, steps=1, warmup=1))
+    from reidkit.pretrain.train import sha256
+
+    good = pretrained.Shipped("w.pth", sha256(tmp_path / "w.pth"), "resnet-mini")
+    monkeypatch.setattr(pretrained.Shipped, "path", property(lambda self: tmp_path / self.file))
+    monkeypatch.setitem(pretrained.SHIPPED, "test-shipped", good)
+    model = resnet_mini(ModelConfig(weights="test-shipped"), ("visible",))
+    assert torch.equal(model.stems["shared"].conv1.weight,
+                       torch.load(tmp_path / "w.pth", weights_only=True)["conv1.weight"])
+    monkeypatch.setitem(pretrained.SHIPPED, "test-shipped", pretrained.Shipped("w.pth", "0" * 64, "resnet-mini"))
+    with pytest.raises(WeightsError, match="damaged"):
+        resnet_mini(ModelConfig(weights="test-shipped"), ("visible",))
+
+
+# -- real layouts --------------------------------------------------------------------------------------
+def test_pretrain_on_a_sysu_mm01_layout(tmp_path):
+    """The training split of a (tiny, fake) SYSU-MM01 copy: train + val ids, both modalities, no labels."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "SYSU-MM01"
+    for pid in (1, 2, 3, 4):
+        for cam in range(1, 7):
+            folder = root / f"cam{cam}" / f"{pid:04d}"
+            folder.mkdir(parents=True)
+            for i in (1, 2):
+                Image.fromarray(rng.integers(0, 255, (40, 20, 3), dtype=np.uint8)).save(folder / f"{i:04d}.jpg")
+    (root / "exp").mkdir()
+    for name, ids in (("train_id", "1,2"), ("val_id", "3"), ("test_id", "4")):
+        (root / "exp" / f"{name}.txt").write_text(ids + "\n")
+    args = ["pretrain", "--dataset", "sysu_mm01", "--root", str(root), "--output", str(tmp_path / "w.pth"),
+            "--height", "32", "--width", "16", "--batch-size", "8", "--workers", "0", "--steps", "2",
+            "--warmup", "1"]
+    assert main(args) == 0
+    corpus = json.loads((tmp_path / "w.json").read_text())["corpus"]
+    assert corpus["dataset"] == "sysu_mm01" and corpus["split"] == "train"
+    assert corpus["images"] == 3 * 6 * 2 and corpus["modalities"] == ["infrared", "visible"]
+    assert main([*args[:-6], "--modality", "visible", "--output", str(tmp_path / "v.pth"), *args[-6:]]) == 0
+    assert json.loads((tmp_path / "v.json").read_text())["corpus"]["images"] == 3 * 4 * 2
+
+
+def test_pretrain_on_a_plain_folder(tmp_path):
+    rng = np.random.default_rng(1)
+    for sub in ("day", "night/cam2"):
+        (tmp_path / "imgs" / sub).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 255, (40, 20, 3), dtype=np.uint8)).save(tmp_path / "imgs" / sub / f"{i}.jpg")
+    assert main(["pretrain", "--folder", str(tmp_path / "imgs"), "--output", str(tmp_path / "w.pth"),
+                 "--height", "32", "--width", "16", "--batch-size", "8", "--workers", "0", "--steps", "2",
+                 "--warmup", "1"]) == 0
+    corpus = json.loads((tmp_path / "w.json").read_text())["corpus"]
+    assert corpus["dataset"] == "folder" and corpus["images"] == 10 and corpus["modalities"] == ["day", "night"]
