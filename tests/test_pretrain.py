@@ -227,6 +227,27 @@ def test_shipped_weights_are_checked_by_sha256(tmp_path, monkeypatch, tiny_data)
         resnet_mini(ModelConfig(weights="test-shipped"), ("visible",))
 
 
+# -- the recipe works at tiny scale ---------------------------------------------------------------------
+@pytest.mark.timeout(600)
+def test_tiny_recipe_beats_random_weights_on_frozen_features(tmp_path):
+    """The shipped recipe, scaled down (a small synthetic world of its own seed, 150 steps of 64 images at
+    64 x 32), gives frozen features that rank the `small` preset's cross-modality test queries (seed 0, 60
+    identities) better than random weights: 4.9 against 2.9 % mean mAP when this test was written."""
+    from reidkit.data.datasets.synthetic import SyntheticDataset
+    from reidkit.data.synthetic import cached_root
+    from reidkit.pretrain.frozen import frozen_scores
+
+    pretrain(PretrainConfig(output=str(tmp_path / "w.pth"), preset="small", world_seed=77, steps=150,
+                            batch_size=64, warmup=15, height=64, width=32, workers=0))
+    test = SyntheticDataset.from_root(cached_root("small", seed=0))
+    trained = frozen_scores(str(tmp_path / "w.pth"), test, size=(64, 32))
+    random = frozen_scores("none", test, size=(64, 32))
+    mean = lambda r: np.mean([p["mAP"] for p in r.values()])  # noqa: E731
+    assert mean(trained) > 1.3 * mean(random) and mean(trained) > mean(random) + 0.01, (trained, random)
+
+
+
+
 # -- real layouts --------------------------------------------------------------------------------------
 def test_pretrain_on_a_sysu_mm01_layout(tmp_path):
     """The training split of a (tiny, fake) SYSU-MM01 copy: train + val ids, both modalities, no labels."""
