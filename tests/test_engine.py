@@ -185,3 +185,29 @@ def test_learning_rate_schedules():
     assert [lr_factor(multi, e) for e in range(4)] == [1.0, 0.5, 0.5, 0.25]
     cos = OptimConfig(schedule="cosine", epochs=4)
     assert lr_factor(cos, 0) == 1.0 and math.isclose(lr_factor(cos, 2), 0.5)
+
+
+def test_epoch_table_has_one_header_and_fits_100_columns():
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from reidkit.engine.callbacks import RichProgress
+
+    console = Console(file=io.StringIO(), width=100)
+    progress = RichProgress(console)
+    trainer = SimpleNamespace(cfg=SimpleNamespace(optim=SimpleNamespace(epochs=3, iterations=2)), start_epoch=0)
+    record = {"epoch": 0, "loss": 12.3456, "clusters": 211, "outliers": 0.0812, "label_ari": 0.41234,
+              "mixed_cluster_share": 0.5, "cross_pair_precision": 0.031, "val_mean_mAP": 0.25,
+              "time_prepare_s": 9.123, "time_train_s": 8.51}
+    progress.on_fit_start(trainer)
+    for epoch in range(3):
+        progress.on_epoch_start(trainer, epoch)
+        progress.on_epoch_end(trainer, epoch, {**record, "epoch": epoch})
+    progress.stop()
+    lines = console.file.getvalue().splitlines()
+    headers = [line for line in lines if line.split()[:2] == ["epoch", "loss"]]
+    assert len(headers) == 1 and "xprec" in headers[0] and "mixed_c" not in headers[0]
+    rows = [line for line in lines if line.split() and line.split()[0] in ("0", "1", "2")]
+    assert len(rows) == 3 and all(len(line) <= 100 for line in headers + rows)

@@ -48,10 +48,26 @@ def _fmt(value: Any) -> str:
 
 
 class RichProgress(Callback):
-    """Epoch and step progress bars (losses, ETA) and an end-of-epoch table, on a rich Console."""
+    """Epoch and step progress bars (losses, ETA) and one line per epoch under a single header.
 
-    COLUMNS = ("epoch", "loss", "clusters", "outliers", "label_ari", "mixed_cluster_share", "cross_pair_precision",
-               "val_mean_mAP", "time_prepare_s", "time_train_s")
+    The header and a legend of its short names are printed once, at the first epoch; every column is
+    :data:`WIDTH` characters, so a line fits in 100 columns.
+    """
+
+    #: metrics.jsonl key -> (column name, legend text)
+    COLUMNS = {
+        "epoch": ("epoch", ""),
+        "loss": ("loss", "summed training loss"),
+        "clusters": ("clusters", "pseudo-identities"),
+        "outliers": ("outliers", "share of images left out"),
+        "label_ari": ("ARI", "pseudo-labels vs hidden identities (diagnostic only)"),
+        "mixed_cluster_share": ("mixed", "share of clusters holding several modalities"),
+        "cross_pair_precision": ("xprec", "cross-modality pairs in a cluster that are one person"),
+        "val_mean_mAP": ("val mAP", "validation split"),
+        "time_prepare_s": ("prep s", "clustering / preparing time"),
+        "time_train_s": ("train s", "training time"),
+    }
+    WIDTH = 9
 
     def __init__(self, console) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -62,6 +78,7 @@ class RichProgress(Callback):
                                  transient=False)
         self.epochs = None
         self.steps = None
+        self.header: list[str] | None = None
         self.t0 = 0.0
 
     def on_fit_start(self, trainer: Trainer) -> None:
@@ -81,15 +98,17 @@ class RichProgress(Callback):
         self.progress.update(self.steps, completed=step + 1, info=info)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, record: Mapping[str, Any]) -> None:
-        from rich.table import Table
-
         self.progress.update(self.epochs, advance=1)
-        table = Table(title=None, show_edge=False, box=None, pad_edge=False)
         cols = [c for c in self.COLUMNS if c in record]
-        for c in cols:
-            table.add_column(c, justify="right")
-        table.add_row(*(_fmt(record[c]) for c in cols))
-        self.progress.console.print(table)
+        console = self.progress.console
+        if self.header != cols:
+            self.header = cols
+            legend = "; ".join(f"{self.COLUMNS[c][0]}: {self.COLUMNS[c][1]}" for c in cols if self.COLUMNS[c][1])
+            console.print(legend, style="dim", markup=False, highlight=False)
+            console.print("".join(self.COLUMNS[c][0].rjust(self.WIDTH) for c in cols), style="bold",
+                          markup=False, highlight=False)
+        console.print("".join(_fmt(record[c])[: self.WIDTH - 1].rjust(self.WIDTH) for c in cols),
+                      markup=False, highlight=False)
 
     def on_fit_end(self, trainer: Trainer, results: Mapping[str, Any]) -> None:
         self.stop()
