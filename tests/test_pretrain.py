@@ -284,3 +284,30 @@ def test_pretrain_on_a_plain_folder(tmp_path):
                  "--warmup", "1"]) == 0
     corpus = json.loads((tmp_path / "w.json").read_text())["corpus"]
     assert corpus["dataset"] == "folder" and corpus["images"] == 10 and corpus["modalities"] == ["day", "night"]
+def test_the_shipped_file_is_in_the_package_and_intact():
+    from reidkit.models.pretrained import SHIPPED
+    from reidkit.pretrain.train import sha256
+
+    shipped = SHIPPED["synthetic-pretrained"]
+    assert shipped.path.is_file() and shipped.path.stat().st_size <= 10 * 2 ** 20
+    assert sha256(shipped.path) == shipped.sha256
+    card = json.loads(shipped.path.with_suffix(".json").read_text())
+    assert card["mode"] == "self-supervised" and card["backbone"] == "resnet-mini"
+    assert card["corpus"]["preset"] == "pretrain-world" and card["corpus"]["world_seed"] != 0
+
+
+
+def test_every_synthetic_default_starts_from_the_shipped_init():
+    """`reidkit run --method M` and the shipped synthetic configs start from synthetic-pretrained."""
+    from pathlib import Path
+
+    import yaml
+
+    from reidkit.engine.run import resolve_run_config
+
+    for method in ("chcr", "imsl", "dc-baseline"):
+        assert resolve_run_config(method).model.weights == "synthetic-pretrained"
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*/synthetic*.yaml"))
+    assert len(configs) >= 5
+    for path in configs:
+        assert yaml.safe_load(path.read_text())["model"]["weights"] == "synthetic-pretrained", path

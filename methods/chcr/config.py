@@ -100,7 +100,7 @@ class CHCRConfig:
 RUN_DEFAULTS: Mapping[str, Any] = {
     "data": {"dataset": "synthetic", "preset": "small", "height": 128, "width": 64,
              "batch_size": 32, "instances": 4, "workers": 0},
-    "model": {"backbone": "resnet-mini", "weights": "none", "pooling": "gem", "stems": "shared",
+    "model": {"backbone": "resnet-mini", "weights": "synthetic-pretrained", "pooling": "gem", "stems": "shared",
               "last_stride": 1},
     "optim": {"epochs": 15, "iterations": 50, "optimizer": "adam", "lr": 3.5e-4, "weight_decay": 5e-4,
               "schedule": "step", "step_size": 12, "gamma": 0.1},

@@ -71,7 +71,7 @@ class DCBaselineConfig:
 #: steps of 8 identities x 4 images per modality), AGW's SGD recipe with warm-up and two decays scaled to it.
 #: benchmarks/dc-baseline.md checks that a doubled schedule gains little.
 RUN_DEFAULTS = {
-    "model": {"backbone": "resnet-mini", "weights": "none", "stems": "per-modality", "pooling": "gem",
+    "model": {"backbone": "resnet-mini", "weights": "synthetic-pretrained", "stems": "per-modality", "pooling": "gem",
               "last_stride": 1},
     "data": {"height": 128, "width": 64, "batch_size": 32, "instances": 4, "workers": 0},
     "optim": {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "momentum": 0.9, "epochs": 15,

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 #: restore the official values.
 CPU_DEFAULTS: Mapping[str, Any] = {
     "data": {"height": 128, "width": 64, "batch_size": 32, "instances": 4, "workers": 0},
-    "model": {"backbone": "resnet-mini", "weights": "none", "pooling": "gem", "gem_p": 3.0,
+    "model": {"backbone": "resnet-mini", "weights": "synthetic-pretrained", "pooling": "gem", "gem_p": 3.0,
               "last_stride": 1, "stems": "shared", "stem_batch": "per-modality"},
     "optim": {"optimizer": "adam", "lr": 3.5e-4, "weight_decay": 5e-4, "epochs": 15, "iterations": 50,
               "schedule": "step", "step_size": 12, "gamma": 0.1},

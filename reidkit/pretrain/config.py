@@ -37,6 +37,8 @@ class PretrainConfig:
             the unreadable ones (listed in the card).
         checkpoint_every: steps between resumable checkpoints.
         augment: the views' augmentations.
+
+    The defaults are the recipe of the shipped ``synthetic-pretrained`` weights (benchmarks/pretraining.md).
     """
 
     output: str
@@ -51,11 +53,11 @@ class PretrainConfig:
     backbone: str = "resnet-mini"
     height: int = 128
     width: int = 64
-    steps: int = 2000
-    batch_size: int = 256
+    steps: int = 1000
+    batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    warmup: int = 100
+    warmup: int = 50
     temperature: float = 0.2
     queue: int = 4096
     moco_momentum: float = 0.99

@@ -136,6 +136,7 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     from reidkit.engine.run import pick_device, source_state
 
     dev = distributed.init_from_env(pick_device(device))
+    commit, dirty = source_state()  # the code this run starts with, read before any later commit lands
     weights, state = _prepare_output(cfg, resume=resume, force=force) if distributed.is_main() else (None, None)
     state = distributed.broadcast_object(state)
     corpus = build_corpus(cfg)
@@ -193,7 +194,6 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     if not distributed.is_main():
         return {}
     torch.save(export_state(backbone), weights)
-    commit, dirty = source_state()
     card = {
         "format": "reidkit-pretrained-backbone/1", "backbone": cfg.backbone, "weights_sha256": sha256(weights),
         "mode": cfg.mode, "recipe": cfg.recipe if cfg.mode == "self-supervised" else "identity-classification",

@@ -29,5 +29,5 @@ class Shipped:
 
 #: ``model.weights`` name -> the shipped file
 SHIPPED: dict[str, Shipped] = {
-    "synthetic-pretrained": Shipped("synthetic-pretrained.pth", "", "resnet-mini"),
+    "synthetic-pretrained": Shipped("synthetic-pretrained.pth", "fb15c52f1e81d78dc7324f2c5c752aef723021e5a04c390190df99c34eaecfd7", "resnet-mini"),
 }
