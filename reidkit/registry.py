@@ -5,6 +5,11 @@ through the same entry points as third-party ones, so nothing is registered by i
 nothing is imported until it is used. A name registered by two distributions raises
 :class:`RegistryError` naming both; a plugin that fails to import is reported as broken (``reidkit list``)
 without stopping the others.
+
+A name ``family:member`` asks the plugin registered as ``family`` for one of its members: that object has a
+``member(name)`` method returning the plugin (the built-in backbone family ``timm`` builds ``timm:<any timm
+model>``). Entry-point names cannot hold a ``:`` (setup.cfg reads it as a separator), so families are
+registered under the bare prefix.
 """
 from __future__ import annotations
 
@@ -88,9 +93,12 @@ class Registry:
 
     # loading ------------------------------------------------------------------------------------------
     def get(self, name: str) -> Any:
-        """The plugin object registered as ``name`` (imported now if needed)."""
+        """The plugin object registered as ``name`` (imported now if needed), or a family's member."""
         if name in self._loaded:
             return self._loaded[name]
+        family, sep, member = name.partition(":")
+        if sep:
+            return self._get_member(name, family, member)
         entry = self.entry(name)
         if name in self._duplicates:
             raise RegistryError(
@@ -107,6 +115,22 @@ class Registry:
             ) from e
         self._loaded[name] = obj
         return obj
+
+    def _get_member(self, name: str, family: str, member: str) -> Any:
+        """``family:member``: the member that the family plugin ``family`` returns for ``member``."""
+        obj = self.get(family)
+        resolve = getattr(obj, "member", None)
+        if not callable(resolve):
+            raise RegistryError(f"{self.kind} '{family}' is not a family: '{name}' names nothing "
+                                f"(use '{family}')")
+        if not member:
+            raise RegistryError(f"{self.kind} '{name}' names no member: write {family}:<name>")
+        try:
+            plugin = resolve(member)
+        except (KeyError, ValueError) as e:
+            raise RegistryError(f"{self.kind} '{name}': {e}") from e
+        self._loaded[name] = plugin
+        return plugin
 
     def status(self) -> list[dict[str, str]]:
         """One row per registered name: name, target, distribution, and ``ok`` / ``broken: why``.

@@ -12,11 +12,17 @@ the method, and checks the contract of ``reidkit/method.py``: the class attribut
 returning a valid :class:`~reidkit.method.EpochPlan`, named finite losses whose gradients reach the
 parameters, ``embed`` shapes and normalisation, the label rule for unsupervised methods, a state-dict round
 trip, and a one-epoch fit through the real engine.
+
+``check_backbone(name_or_builder)`` checks a backbone against the contract the methods rely on
+(docs/plugins.md, "The backbone contract"): ``feat_dim``, ``modalities``, ``forward``, ``forward_stem``,
+``forward_layers`` (forkable at ``layer4``), ``forward_head``/``pool``/``neck``, ``forward_multi``, shared and
+per-modality stems, gradients through every stage, a state-dict round trip and tracing (``reidkit export``).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,4 +164,134 @@ def check_method(cls: type[Method], tmp_path: str | Path, *, modalities: Sequenc
     return results
 
 
-__all__ = ["DataConfig", "check_class_attributes", "check_method", "make_tiny_dataset", "tiny_config"]
+# -- backbones -----------------------------------------------------------------------------------------
+def _close(a: torch.Tensor, b: torch.Tensor, what: str, atol: float = 1e-4) -> None:
+    assert a.shape == b.shape, f"{what}: shapes {tuple(a.shape)} and {tuple(b.shape)} differ"
+    assert torch.allclose(a, b, atol=atol, rtol=1e-4), f"{what}: differ by {(a - b).abs().max().item():.2e}"
+
+
+def _grad_names(model: torch.nn.Module) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+
+
+class _Embedding(torch.nn.Module):
+    def __init__(self, backbone: torch.nn.Module, modality: str) -> None:
+        super().__init__()
+        self.backbone, self.modality = backbone, modality
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(images, self.modality)["feat"]
+
+
+def _check_backbone_eval(model: torch.nn.Module, modalities: Sequence[str], size: tuple[int, int],
+                         batch: int) -> None:
+    gen = torch.Generator().manual_seed(0)
+    images = {m: torch.randn(batch, 3, *size, generator=gen) for m in modalities}
+    dim = model.feat_dim
+    model.eval()
+    with torch.no_grad():
+        multi = model.forward_multi(images)
+        assert set(multi) == set(modalities), "forward_multi returns one entry per modality"
+        for m, x in images.items():
+            out = model(x, m)
+            assert isinstance(out, dict) and {"pool", "feat"} <= set(out), "forward returns {'pool', 'feat'}"
+            for key in ("pool", "feat"):
+                assert out[key].shape == (batch, dim), f"forward()['{key}'] must be [B, feat_dim]"
+                assert torch.isfinite(out[key]).all(), f"forward()['{key}'] is not finite"
+                _close(multi[m][key], out[key], f"forward_multi vs forward ['{key}'], {m}")
+            stem = model.forward_stem(x, m)
+            assert torch.is_tensor(stem) and stem.shape[0] == batch, "forward_stem keeps the batch first"
+            x3 = model.forward_layers(stem, 1, 3)
+            x4 = model.forward_layers(x3, 4, 4)
+            _close(x4, model.forward_layers(stem), "forward_layers(1, 3) then (4, 4) vs (1, 4)")
+            _close(copy.deepcopy(model.layer4)(x3), x4, "a deep copy of layer4 vs forward_layers(4, 4)")
+            head = model.forward_head(x4)
+            _close(head["pool"], out["pool"], "forward_head()['pool'] vs forward()['pool']")
+            _close(model.pool(x4), out["pool"], "pool(layer4 output) vs forward()['pool']")
+            _close(model.neck(head["pool"]), out["feat"], "neck(pool) vs forward()['feat']")
+        for bad in ("no-such-modality",):
+            try:
+                model.forward_stem(images[modalities[0]], bad)
+            except (KeyError, ValueError):
+                pass
+            else:
+                raise AssertionError("forward_stem must refuse a modality the backbone was not built for")
+
+
+def _check_backbone_train(model: torch.nn.Module, modalities: Sequence[str], size: tuple[int, int],
+                          batch: int, stems: str) -> None:
+    gen = torch.Generator().manual_seed(1)
+    images = {m: torch.randn(batch, 3, *size, generator=gen) for m in modalities}
+    model.train()
+    model.zero_grad(set_to_none=True)
+    out = model.forward_multi(images)
+    loss = sum(o["feat"].pow(2).mean() + o["pool"].pow(2).mean() for o in out.values())
+    assert torch.isfinite(loss), "training forward is not finite"
+    loss.backward()
+    for part in ("layer1", "layer2", "layer3", "layer4", "neck"):
+        params = [p for p in getattr(model, part).parameters() if p.requires_grad]
+        assert not params or any(p.grad is not None and p.grad.abs().sum() > 0 for p in params), \
+            f"no gradient reached {part}"
+    if len(modalities) > 1:
+        reached = []
+        for m in modalities[:2]:
+            model.zero_grad(set_to_none=True)
+            model(images[m], m)["feat"].pow(2).mean().backward()
+            reached.append(_grad_names(model))
+        if stems == "shared":
+            assert reached[0] == reached[1], "a shared stem: every modality trains the same parameters"
+        else:
+            assert reached[0] != reached[1], "per-modality stems: each modality trains its own stem"
+    model.zero_grad(set_to_none=True)
+
+
+def check_backbone(backbone: str | Callable[..., torch.nn.Module], *,
+                   modalities: Sequence[str] = ("visible", "infrared"), size: tuple[int, int] = (64, 32),
+                   other_size: tuple[int, int] | None = (32, 16), batch: int = 2,
+                   overrides: dict[str, Any] | None = None) -> torch.nn.Module:
+    """Check a backbone against the contract the built-in methods rely on; returns the last one built.
+
+    Args:
+        backbone: a registered name (``"resnet50-agw"``, ``"timm:test_vit"``) or a builder
+            ``(model_cfg, modalities, **overrides)``.
+        modalities: the modality names to build it for.
+        size: (H, W) of the test images; ``other_size``: a second size it must also run at (or None).
+        batch: images per modality (at least 2: training-mode BatchNorm).
+        overrides: ``ModelConfig`` fields for the builder (``stems`` is set by the check, both ways).
+    Raises:
+        AssertionError naming the breach.
+    """
+    from reidkit.config import ModelConfig
+    from reidkit.registry import BACKBONES
+
+    builder = BACKBONES.get(backbone) if isinstance(backbone, str) else backbone
+    modalities = tuple(modalities)
+    extra = dict(overrides or {})
+    extra.pop("stems", None)
+    model = None
+    for stems in ("shared", "per-modality"):
+        torch.manual_seed(0)
+        model = builder(ModelConfig(), modalities, stems=stems, **extra)
+        assert isinstance(model, torch.nn.Module), "a backbone builder returns an nn.Module"
+        assert isinstance(model.feat_dim, int) and model.feat_dim > 0, "feat_dim must be a positive int"
+        assert tuple(model.modalities) == modalities, "modalities must be the names it was built for"
+        for part in ("layer1", "layer2", "layer3", "layer4", "pool", "neck"):
+            assert isinstance(getattr(model, part, None), torch.nn.Module), f"missing module '{part}'"
+        _check_backbone_eval(model, modalities, size, batch)
+        _check_backbone_train(model, modalities, size, batch, stems)
+        fresh = builder(ModelConfig(), modalities, stems=stems, **extra).eval()
+        fresh.load_state_dict(model.state_dict())
+        model.eval()
+        x = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            _close(fresh(x, modalities[-1])["feat"], model(x, modalities[-1])["feat"], "state-dict round trip")
+            if other_size is not None:
+                other = model(torch.randn(batch, 3, *other_size), modalities[0])["feat"]
+                assert other.shape == (batch, model.feat_dim), f"it must also run at {other_size}"
+            traced = torch.jit.trace(_Embedding(model, modalities[-1]), x, check_trace=False)
+            _close(traced(x), model(x, modalities[-1])["feat"], "traced (export) vs eager features")
+    return model
+
+
+__all__ = ["DataConfig", "check_backbone", "check_class_attributes", "check_method", "make_tiny_dataset",
+           "tiny_config"]
