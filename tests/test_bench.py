@@ -122,11 +122,18 @@ def test_every_committed_suite_loads():
     bench = ROOT / "benchmarks"
     files = [*sorted(bench.glob("*.yaml")), *sorted((bench / "real").glob("*.yaml"))]
     suites = [load_suite(f) for f in files if f.name != "reference.yaml"]
-    assert {s.name for s in suites} >= {"smoke", "synthetic", "synthetic-ablations", "sysu-mm01", "regdb",
-                                        "llcm", "rgbnt201"}
+    assert {s.name for s in suites} >= {"smoke", "synthetic", "synthetic-random-init", "synthetic-ablations",
+                                        "sysu-mm01", "regdb", "llcm", "rgbnt201"}
     synthetic = next(s for s in suites if s.name == "synthetic")
     assert {j.seed for j in synthetic.jobs} == {0, 1, 2}
-    assert all('data.preset="standard"' in j.overrides for j in synthetic.jobs)
+    # the benchmark: every method from the shipped init, on the thermal and the near-infrared preset
+    assert {j.dataset for j in synthetic.jobs} == {"synthetic-standard", "synthetic-standard-nir"}
+    assert all('model.weights="synthetic-pretrained"' in j.overrides for j in synthetic.jobs)
+    for job in synthetic.jobs:
+        preset = "standard-nir" if job.dataset.endswith("-nir") else "standard"
+        assert f'data.preset="{preset}"' in job.overrides
+    random_init = next(s for s in suites if s.name == "synthetic-random-init")
+    assert all('model.weights="none"' in j.overrides for j in random_init.jobs)
 
 
 def test_smoke_suite_covers_every_built_in_method():
