@@ -1,4 +1,11 @@
-"""RGBNT201: both layouts; the nine protocols; the aligned-twin switch on hand-computed features."""
+"""RGBNT201: both layouts; the nine protocols; the aligned-twin switch on hand-computed features.
+
+The list rules pinned here are those of IMSL's code (github.com/zqpang/IMSL, ``imsl/datasets/rgbnt201.py``:
+``<pid>_c<m>`` names, pid -1 skipped, RGB queries against the NI gallery) and of the multi-modality
+papers' RGBNT201 loaders (e.g. github.com/924973292/TOP-ReID, ``data/datasets/RGBNT201.py``: one file name
+per aligned RGB / NI / TI capture, pid = the 6 leading digits, camera = the digit after ``cam``), as
+documented in ``reidkit.data.datasets.rgbnt201``.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +16,7 @@ import torch
 from reidkit.config import DataConfig
 from reidkit.data.datasets.base import DatasetError
 from reidkit.data.datasets.rgbnt201 import RGBNT201
-from reidkit.evaluation import evaluate
+from reidkit.evaluation import evaluate, ignore_mask, rank_metrics
 
 TEST_CAPTURES = ["000001_cam1_01", "000001_cam2_02", "000002_cam1_03"]
 TRAIN_CAPTURES = ["000010_cam1_01", "000010_cam3_02", "000011_cam4_01"]
@@ -111,3 +118,63 @@ def test_masks_are_found_in_the_usual_places(tmp_path):
     assert {Path(s.mask_path).name for s in data.train if s.mask_path} == {"0011_c3_0001.png"}
     query = data.protocols["nir-to-visible"].query
     assert [Path(s.path).name for s in query if s.mask_path] == ["0001_c2_0002.jpg"]
+
+
+def names(samples) -> list[str]:
+    return [Path(s.path).name for s in samples]
+
+
+def test_imsl_lists_follow_imsl_rules(tmp_path):
+    root = write_imsl(tmp_path / "rgbnt201")
+    (root / "test_rgb" / "0000_c1_0004.jpg").touch()  # pid 0 is a person (IMSL keeps it)
+    data = load(root)
+    protocol = data.protocols["visible-to-nir"]  # what IMSL's evaluator scores
+    assert names(protocol.query) == ["0000_c1_0004.jpg", "0001_c1_0001.jpg", "0001_c1_0002.jpg",
+                                     "0002_c1_0003.jpg"]  # -1 (junk) skipped
+    assert names(protocol.gallery(0)) == ["0001_c2_0001.jpg", "0001_c2_0002.jpg", "0002_c2_0003.jpg"]
+    assert [s.person_id for s in protocol.query] == [0, 1, 1, 2]
+    assert {s.camera for s in protocol.query} == {1} and {s.camera for s in protocol.gallery(0)} == {2}
+    # IMSL's own rule (same id and same camera slot) never fires, since the slot holds the modality:
+    # keeping the twins (the default) is exactly IMSL's evaluation
+    assert not ignore_mask("same-id-same-camera", protocol.query, protocol.gallery(0)).any()
+    assert protocol.exclusion == "none" and len(protocol.trials) == 1 and not protocol.dedup_cmc
+
+
+def test_original_lists_are_the_multimodal_triplets(tmp_path):
+    data = load(write_original(tmp_path / "RGBNT201"))
+    by_modality = {"visible": data.protocols["visible-to-nir"].query,
+                   "nir": data.protocols["visible-to-nir"].gallery(0),
+                   "tir": data.protocols["visible-to-tir"].gallery(0)}
+    want = [f"{c}.jpg" for c in sorted(TEST_CAPTURES)]
+    for modality, folder in (("visible", "RGB"), ("nir", "NI"), ("tir", "TI")):
+        samples = by_modality[modality]
+        assert names(samples) == want  # one name per aligned capture in RGB/, NI/ and TI/
+        assert {Path(s.path).parent.name for s in samples} == {folder}
+        assert [(s.person_id, s.camera) for s in samples] == [(1, 1), (1, 2), (2, 1)]  # 6 digits, cam<k>
+
+
+def test_aligned_twin_rule_is_part_of_the_multimodal_camera_rule(tmp_path):
+    # the multi-modality papers score fused triplets, query = gallery = test/, skipping same id and same
+    # physical camera; carried to a cross-modal pair that rule also drops the other same-camera captures
+    root = tmp_path / "RGBNT201"
+    captures = ["000001_cam1_01", "000001_cam1_02", "000001_cam2_03", "000002_cam1_04"]
+    for split in ("train_171", "test"):
+        for folder in ("RGB", "NI", "TI"):
+            (root / split / folder).mkdir(parents=True)
+            for c in captures:
+                (root / split / folder / f"{c}.jpg").touch()
+    protocol = load(root, exclude_aligned_twin=True).protocols["visible-to-nir"]
+    query, gallery = protocol.query, protocol.gallery(0)
+    twin = ignore_mask(protocol.exclusion, query, gallery)
+    market = ignore_mask("same-id-same-camera", query, gallery)
+    assert twin.tolist() == [[i == j for j in range(4)] for i in range(4)]  # each query's own capture
+    assert market[0].tolist() == [True, True, False, False]  # 000001_cam1_01 also skips 000001_cam1_02
+    assert (market | ~twin).all() and market.sum() > twin.sum()
+
+
+def test_ties_rank_by_gallery_order_not_by_sklearn_ap():
+    # IMSL's mean_ap calls sklearn's average_precision_score, which scores tied distances as one
+    # threshold (here 1/2); reidkit ranks ties by gallery position (stable) and gets 1, or 1/2 reversed
+    assert rank_metrics([[0.5, 0.5]], [1], [1, 2])["mAP"] == 1.0
+    assert rank_metrics([[0.5, 0.5]], [1], [2, 1])["mAP"] == 0.5
+    assert rank_metrics([[0.5, 0.4]], [1], [1, 2])["mAP"] == 0.5  # no tie: every definition agrees

@@ -1,12 +1,13 @@
-"""RGBNT201 (aligned RGB / near-infrared / thermal triplets) in either of its two layouts (PEERS.md §5.4,
-METHODS.md §2.3).
+"""RGBNT201 (aligned RGB / near-infrared / thermal triplets; Zheng et al., "Robust Multi-Modality Person
+Re-identification", AAAI 2021) in either of its two layouts.
 
-Original release::
+Original release (what the multi-modality papers' loaders read, e.g. github.com/924973292/TOP-ReID)::
 
     <root>/train_171/{RGB,NI,TI}/<6-digit pid>_cam<k>_<...>.jpg     (``train/`` accepted too)
     <root>/test/{RGB,NI,TI}/<6-digit pid>_cam<k>_<...>.jpg
 
-IMSL's renamed layout (its code reads it; the camera slot holds the *modality*: c1 RGB, c2 NI, c3 TI)::
+IMSL's renamed layout (github.com/zqpang/IMSL reads it; the camera slot holds the *modality*: c1 RGB,
+c2 NI, c3 TI)::
 
     <root>/train_rgb/, train_ni/, train_ti/        (or a mixed train/, split by the c tag)
     <root>/test_rgb/, test_ni/ [, test_ti/]        files <pid>_c<m>_<...>.jpg; pid -1 = junk, skipped
@@ -14,9 +15,20 @@ IMSL's renamed layout (its code reads it; the camera slot holds the *modality*: 
 Modalities ``visible`` (RGB), ``nir`` (NI), ``tir`` (TI). Camera ids are kept as the files give them: the
 physical view (1-4) in the original release, the modality code (1-3) in IMSL's layout. Protocols: the six
 directed pairs ``<q>-to-<g>`` and the three one-versus-the-other-two settings ``<q>-to-<g1>+<g2>``; query
-and gallery are whole test folders (one trial); plain CMC. Each query's aligned twins (the same capture in
-the other modalities) stay in the gallery as in IMSL's code, unless ``data.exclude_aligned_twin`` is true
-(exclusion rule ``aligned-twin``).
+and gallery are whole test folders (one trial); plain CMC.
+
+``data.exclude_aligned_twin`` (held against the official code; docs/datasets.md):
+
+- false (default, exclusion ``none``): IMSL's evaluation, which is ``visible-to-nir`` on its layout. IMSL
+  skips the query's identity *and* camera, but its camera slot is the modality, so nothing is skipped
+  across modalities and each query's aligned twin stays in the gallery. Lists equal; CMC and mAP equal
+  unless distances tie (IMSL ranks with the unstable ``np.argsort`` over file-system order and scores AP
+  with sklearn's tie-grouping ``average_precision_score``; reidkit ranks ties by its sorted order).
+- true (exclusion ``aligned-twin``): a query skips its own capture in every gallery modality and nothing
+  else. The multi-modality papers (fused triplets, query = gallery = ``test/``) skip the same identity and
+  physical camera; their triplets are exactly this module's per-modality lists of the original layout, and
+  the twin rule is the part of their rule that carries over to a cross-modal pair without the camera part
+  (the person's other captures by the same camera stay in the gallery).
 """
 from __future__ import annotations
 
@@ -24,7 +36,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from reidkit.data.datasets.base import DatasetError, ReIDDataset
 from reidkit.data.datasets.generic import IMAGE_SUFFIXES, modality_protocols
@@ -77,7 +89,7 @@ def imsl_samples(folder: Path, modality: str | None = None) -> list[Sample]:
 
 class RGBNT201(ReIDDataset):
     name = "rgbnt201"
-    official_counts = {  # 171 training / 30 test identities (train_171); image counts not verified
+    official_counts: ClassVar[dict[str, Any]] = {  # 171 training / 30 test identities (train_171); image counts not verified
         "train": {m: {"ids": 171} for m in MODALITIES},
     }
 
