@@ -54,8 +54,7 @@ class DCBaseline(Method):
                              f"got {build.modalities}")
         self.num_classes = int(build.num_train_ids)
         backbone = build.build_backbone()
-        self.net = TwoStreamNet(backbone, build.modalities, self.num_classes, branches=cfg.branches,
-                                pooling=build.model.pooling, gem_p=build.model.gem_p)
+        self.net = TwoStreamNet(backbone, build.modalities, self.num_classes, branches=cfg.branches)
         self._warned_no_consistency = False
 
     # -- the epoch ------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ import torch
 from torch import Tensor, nn
 
 from reidkit.models.neck import build_neck
-from reidkit.models.pooling import build_pooling
 
 
 def make_classifier(dim: int, num_classes: int) -> nn.Linear:
@@ -63,11 +62,13 @@ class TwoStreamNet(nn.Module):
         modalities: the modality names, in dataset order.
         num_classes: C, training identities.
         branches: build the per-modality ``layer4`` branches.
-        pooling, gem_p: the branches' pooling (the backbone's own setting).
+
+    Each branch pools with a copy of the backbone's own pooling (GeM / average for a ResNet, the class
+    token or the token mean for a ViT), so a branch pools its stage's output as the backbone does.
     """
 
-    def __init__(self, backbone: nn.Module, modalities: tuple[str, ...], num_classes: int, *, branches: bool,
-                 pooling: str = "gem", gem_p: float = 3.0) -> None:
+    def __init__(self, backbone: nn.Module, modalities: tuple[str, ...], num_classes: int, *,
+                 branches: bool) -> None:
         super().__init__()
         self.backbone = backbone
         self.modalities = tuple(modalities)
@@ -76,7 +77,7 @@ class TwoStreamNet(nn.Module):
         self.branches = nn.ModuleDict()
         if branches:
             for m in self.modalities:
-                self.branches[m] = Head(copy.deepcopy(backbone.layer4), build_pooling(pooling, p=gem_p),
+                self.branches[m] = Head(copy.deepcopy(backbone.layer4), copy.deepcopy(backbone.pool),
                                         build_neck(dim), make_classifier(dim, num_classes))
 
     @property
