@@ -295,3 +295,27 @@ def check_backbone(backbone: str | Callable[..., torch.nn.Module], *,
 
 __all__ = ["DataConfig", "check_backbone", "check_class_attributes", "check_method", "make_tiny_dataset",
            "tiny_config"]
+
+
+def check_export(checkpoint: str | Path, output: str | Path, fmt: str, images) -> None:
+    """``reidkit export`` of a run's checkpoint gives, for every modality, the features the method's own
+    ``embed`` gives on ``images`` ([B, 3, H, W]) to 1e-4. ``fmt``: ``torchscript`` or ``onnx`` (needs
+    onnxruntime). Raises ``AssertionError`` naming the modality that differs."""
+    from reidkit.cli import main
+    from reidkit.engine.run import restore_checkpoint
+
+    output = Path(output)
+    assert main(["export", "--checkpoint", str(checkpoint), "--output", str(output), "--format", fmt]) == 0
+    method = restore_checkpoint(checkpoint, device="cpu").method.eval()
+    for modality in method.build.modalities:
+        path = output.with_name(f"{output.stem}-{modality}{output.suffix}")
+        with torch.no_grad():
+            eager = method.embed(images, modality)
+        if fmt == "torchscript":
+            exported = torch.jit.load(str(path))(images)
+        else:
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(str(path))
+            exported = torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+        assert torch.allclose(eager, exported, atol=1e-4), f"exported features differ for {modality}"

@@ -13,7 +13,7 @@ from reidkit.models.timm_backbone import TIMM, timm_backbone
 from reidkit.models.timm_vit import TimmViTBackbone, TokenPooling, stage_sizes
 from reidkit.models.weights import WeightsError
 from reidkit.registry import BACKBONES, METHODS, RegistryError
-from reidkit.testing import check_method
+from reidkit.testing import check_export, check_method
 
 MODS = ("visible", "infrared")
 BUILTIN_METHODS = [n for n in METHODS.names() if METHODS.entry(n).value.startswith("reidkit_methods.")]
@@ -163,26 +163,13 @@ def test_every_builtin_method_trains_on_a_tiny_vit(name, tmp_path):
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_reidkit_export_exports_a_vit_model(fmt, tiny_root, tmp_path):
     from reidkit.cli import main
-    from reidkit.engine.run import restore_checkpoint
 
     if fmt == "onnx":
         pytest.importorskip("onnx")
-        ort = pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnxruntime")
     run = tmp_path / "run"
     sets = ["data.dataset=generic", f"data.root={tiny_root}", "data.batch_size=8", "data.instances=2",
             "data.workers=0", "optim.epochs=1", "optim.iterations=1", *VIT_RUN]
     assert main(["run", "--method", "chcr", *[a for s in sets for a in ("--set", s)], "--output", str(run)]) == 0
-    checkpoint = run / "checkpoints" / "last.pt"
     out = tmp_path / f"vit.{'pt' if fmt == 'torchscript' else 'onnx'}"
-    assert main(["export", "--checkpoint", str(checkpoint), "--output", str(out), "--format", fmt]) == 0
-    method = restore_checkpoint(checkpoint, device="cpu").method.eval()
-    x = images(3, 64, 32)
-    for m in MODS:
-        path = out.with_name(f"{out.stem}-{m}{out.suffix}")
-        with torch.no_grad():
-            eager = method.embed(x, m)
-        if fmt == "torchscript":
-            exported = torch.jit.load(str(path))(x)
-        else:
-            exported = torch.from_numpy(ort.InferenceSession(str(path)).run(None, {"images": x.numpy()})[0])
-        assert torch.allclose(eager, exported, atol=1e-4), m
+    check_export(run / "checkpoints" / "last.pt", out, fmt, images(3, 64, 32))
