@@ -242,7 +242,7 @@ def test_tiny_recipe_beats_random_weights_on_frozen_features(tmp_path):
     test = SyntheticDataset.from_root(cached_root("small", seed=0))
     trained = frozen_scores(str(tmp_path / "w.pth"), test, size=(64, 32))
     random = frozen_scores("none", test, size=(64, 32))
-    mean = lambda r: np.mean([p["mAP"] for p in r.values()])  # noqa: E731
+    mean = lambda r: np.mean([p["mAP"] for p in r.values()])
     assert mean(trained) > 1.3 * mean(random) and mean(trained) > mean(random) + 0.01, (trained, random)
 
 
@@ -311,3 +311,10 @@ def test_every_synthetic_default_starts_from_the_shipped_init():
     assert len(configs) >= 5
     for path in configs:
         assert yaml.safe_load(path.read_text())["model"]["weights"] == "synthetic-pretrained", path
+
+
+def test_output_may_be_a_folder(tmp_path, tiny_data):
+    card = pretrain(PretrainConfig(output=str(tmp_path / "ssl"), dataset="generic", root=str(tiny_data),
+                                   **{**TINY, "steps": 1, "warmup": 1}))
+    assert (tmp_path / "ssl" / "backbone.pth").is_file()
+    assert json.loads((tmp_path / "ssl" / "backbone.json").read_text()) == card

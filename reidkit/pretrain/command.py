@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("pretrain", help="pretrain a backbone on unlabeled (or labelled source) images",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = PretrainConfig(output="x.pth")
-    p.add_argument("--output", required=True, help="weights file to write (.pth); the card goes beside it (.json)")
+    p.add_argument("--output", required=True, help="weights file to write (X.pth; the card goes beside it as X.json), or a "
+                        "folder (then backbone.pth and backbone.json in it)")
     p.add_argument("--mode", choices=MODES, default=defaults.mode)
     p.add_argument("--recipe", choices=RECIPES, default=defaults.recipe, help="self-supervised objective")
     corpus = p.add_argument_group("corpus (one of --dataset, --folder)")
@@ -96,10 +97,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         finally:
             distributed.shutdown()
     corpus = card["corpus"]
-    console.print(f"wrote {cfg.output} and {card_path(cfg.output)}: {card['backbone']}, {card['mode']} "
+    console.print(f"wrote {cfg.weights_path} and {card_path(cfg.weights_path)}: {card['backbone']}, {card['mode']} "
                   f"({card['recipe']}), {card['steps']} steps on {corpus['images']} images of "
                   f"{corpus['dataset']} ({', '.join(corpus['modalities'])}), {card['wall_time_s']:.0f} s")
-    console.print(f"use it with: --set model.weights={cfg.output}")
+    console.print(f"use it with: --set model.weights={cfg.weights_path}")
     return 0
 
 

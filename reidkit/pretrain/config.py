@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reidkit.pretrain.augment import AugmentConfig
 
@@ -20,7 +21,8 @@ class PretrainConfig:
     split at ``root``; for ``synthetic`` without a root, ``preset`` generated with ``world_seed``).
 
     Attributes:
-        output: the weights file to write (``.pth``); its card is the same path with ``.json``.
+        output: the weights file to write (``X.pth``; its card is ``X.json``), or a folder, which then gets
+            ``backbone.pth`` and ``backbone.json``.
         mode: ``self-supervised`` (identities never read) or ``supervised`` (identity classification).
         recipe: ``simclr`` or ``moco-v2`` (self-supervised mode).
         modalities: keep only these modalities of a dataset (all when empty).
@@ -85,5 +87,11 @@ class PretrainConfig:
                 raise PretrainError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.batch_size < 4:
             raise PretrainError(f"batch_size must be at least 4, got {self.batch_size}")
-        if not self.output.endswith(".pth"):
-            raise PretrainError(f"--output must name a .pth weights file, got {self.output!r}")
+        if not self.output:
+            raise PretrainError("--output must name a .pth weights file or a folder")
+
+    @property
+    def weights_path(self) -> Path:
+        """The weights file ``output`` names: itself if it ends in ``.pth``, else ``<output>/backbone.pth``."""
+        out = Path(self.output).expanduser()
+        return out if out.suffix == ".pth" else out / "backbone.pth"

@@ -101,7 +101,7 @@ def card_path(weights: str | Path) -> Path:
 
 
 def _prepare_output(cfg: PretrainConfig, *, resume: bool, force: bool) -> tuple[Path, dict | None]:
-    weights = Path(cfg.output).expanduser()
+    weights = cfg.weights_path
     ckpt = weights.with_suffix(".ckpt")
     if resume and force:
         raise PretrainError("--resume and --force exclude each other")
