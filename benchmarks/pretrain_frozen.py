@@ -25,12 +25,11 @@ def _from_checkpoint(path: str) -> str:
     import torch
 
     from reidkit.engine.checkpoint import load_checkpoint
+    from reidkit.pretrain.train import backbone_tensors
 
-    state = load_checkpoint(path)["model"]
-    backbone = {k[len("backbone."):].removeprefix("stems.shared."): v for k, v in state.items()
-                if k.startswith("backbone.") and not k.startswith("backbone.neck.")}
-    out = str(Path(path).with_suffix(f".step{load_checkpoint(path)['step']}.pth"))
-    torch.save(backbone, out)
+    state = load_checkpoint(path)
+    out = str(Path(path).with_suffix(f".step{state['step']}.pth"))
+    torch.save(backbone_tensors(state["model"], prefix="backbone."), out)
     return out
 
 

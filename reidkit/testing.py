@@ -307,8 +307,14 @@ def check_export(checkpoint: str | Path, output: str | Path, fmt: str, images) -
     output = Path(output)
     assert main(["export", "--checkpoint", str(checkpoint), "--output", str(output), "--format", fmt]) == 0
     method = restore_checkpoint(checkpoint, device="cpu").method.eval()
-    for modality in method.build.modalities:
-        path = output.with_name(f"{output.stem}-{modality}{output.suffix}")
+    modalities = method.build.modalities
+    paths = [output.with_name(f"{output.stem}-{m}{output.suffix}") for m in modalities]
+    check_exported(method, modalities, paths, fmt, images)
+
+
+def check_exported(method, modalities, paths, fmt: str, images) -> None:
+    """Each exported file (``paths``, one per modality) gives ``method.embed``'s features on ``images``."""
+    for modality, path in zip(modalities, paths):
         with torch.no_grad():
             eager = method.embed(images, modality)
         if fmt == "torchscript":

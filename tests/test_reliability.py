@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from reidkit.cli import main
-from reidkit.testing import tiny_config
+from reidkit.testing import check_exported, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = ["optim.epochs=3", "optim.iterations=3"]
@@ -156,19 +156,11 @@ def test_export_matches_eager_features(fmt, example_method, tiny_root, tmp_path)
 
     if fmt == "onnx":
         pytest.importorskip("onnx")
-        ort = pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnxruntime")
     cfg = tiny_config(example_method, tiny_root, ["model.stems=per-modality"])
     dataset = GenericDataset.from_config(cfg.data)
     method = build_method_from(example_method, cfg, dataset, torch.device("cpu")).eval()
     paths = export_method(method, dataset.modalities, (32, 16), tmp_path / f"embed.{fmt}", fmt)
     images = torch.randn(5, 3, 32, 16)
-    for modality, path in zip(dataset.modalities, paths):
-        with torch.no_grad():
-            eager = method.embed(images, modality)
-        if fmt == "torchscript":
-            exported = torch.jit.load(str(path))(images)
-        else:
-            session = ort.InferenceSession(str(path))
-            exported = torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
-        assert torch.allclose(eager, exported, atol=1e-4), modality
+    check_exported(method, dataset.modalities, paths, fmt, images)
     assert len(paths) == 2 and paths[0].name == f"embed-infrared.{fmt}"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -27,13 +26,7 @@ from torchvision.models.resnet import Bottleneck
 
 from reidkit.models.backbones import ReIDBackbone, ResNetSpec
 from reidkit.models.nonlocal_block import NonLocalBlock
-from reidkit.models.weights import (
-    _check_card,
-    imagenet_state_dict,
-    load_state_dict_into,
-    read_state_dict,
-    resolve_weights,
-)
+from reidkit.models.weights import imagenet_state_dict, load_state_dict_into, read_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from reidkit.config import ModelConfig
@@ -112,9 +105,7 @@ def load_agw_weights(model: AGWBackbone, weights: str) -> None:
     if weights == "imagenet":
         state, source = imagenet_state_dict(model.spec), f"ImageNet weights of {model.spec.name}"
     else:
-        path = resolve_weights(weights)
-        _check_card(path, model.spec.name)
-        state, source = read_state_dict(path), weights if path.name != Path(weights).name else str(path)
+        state, source = read_weights(weights, model.spec.name)
     own = model.state_dict()
     keep = {k: v for k, v in own.items() if ".nonlocal_blocks." in k and k not in state}
     if keep:

@@ -20,7 +20,6 @@ import difflib
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 try:
@@ -38,13 +37,7 @@ from reidkit.models.timm_weights import (
     layout_of,
     load_into_timm,
 )
-from reidkit.models.weights import (
-    WeightsError,
-    _check_card,
-    load_state_dict_into,
-    read_state_dict,
-    resolve_weights,
-)
+from reidkit.models.weights import WeightsError, load_state_dict_into, read_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from reidkit.config import ModelConfig
@@ -75,9 +68,7 @@ def _read_weights(weights: str, name: str) -> tuple[dict | None, str]:
         raise WeightsError(f"{name}: timm backbones never download weights; set model.weights to a local file "
                            "(timm, torchvision or reidkit layout), e.g. one saved with "
                            "torch.save(timm.create_model(...).state_dict(), path)")
-    path = resolve_weights(weights)
-    _check_card(path, name)
-    return read_state_dict(path), weights if path.name != Path(weights).name else str(path)
+    return read_weights(weights, name)
 
 
 def _build_vit(model_name: str, state: dict | None, source: str, cfg: ModelConfig, spec: BackboneSpec,

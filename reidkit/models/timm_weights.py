@@ -23,7 +23,7 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from reidkit.models.weights import WeightsError
+from reidkit.models.weights import WeightsError, usable_tensors
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +111,7 @@ def load_into_timm(model: nn.Module, state: Mapping[str, Tensor], source: str, n
             raise WeightsError(f"{source} does not fit {name}: timm's checkpoint filter failed: "
                                f"{type(e).__name__}: {e}") from e
     own = model.state_dict()
-    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
-                  for k, v in state.items() if k in own and v.shape != own[k].shape]
-    if mismatched:
-        raise WeightsError(f"{source} does not fit backbone {name}: {len(mismatched)} tensors differ in shape, "
-                           f"e.g. {'; '.join(mismatched[:3])}")
-    usable = {k: v for k, v in state.items() if k in own}
-    if not usable:
-        raise WeightsError(f"{source} shares no tensor with backbone {name} (first keys in the file: "
-                           f"{list(state)[:3]})")
+    usable = usable_tensors(state, own, source, name)
     model.load_state_dict(usable, strict=False)
     classifier = _classifier_prefixes(model)
     unexpected = sorted(k for k in set(state) - set(own) if not k.startswith(classifier))

@@ -6,6 +6,8 @@ file of another architecture is refused with :class:`WeightsError`; missing/unex
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -79,6 +81,22 @@ def _to_backbone_keys(state: Mapping[str, Tensor],
     return mapped, ignored
 
 
+def usable_tensors(state: Mapping[str, Tensor], own: Mapping[str, Tensor], source: str,
+                   name: str) -> dict[str, Tensor]:
+    """The tensors of ``state`` that ``own`` (a model's state dict) has, after checking that none differs in
+    shape and that there is at least one; :class:`WeightsError` naming ``source`` and backbone ``name``."""
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+                  for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if mismatched:
+        raise WeightsError(f"{source} does not fit backbone {name}: {len(mismatched)} tensors "
+                           f"differ in shape, e.g. {'; '.join(mismatched[:3])}")
+    usable = {k: v for k, v in state.items() if k in own}
+    if not usable:
+        raise WeightsError(f"{source} shares no tensor with backbone {name} "
+                           f"(first keys in the file: {list(state)[:3]})")
+    return usable
+
+
 def load_state_dict_into(model: ReIDBackbone, state: Mapping[str, Tensor], source: str) -> None:
     """Load ``state`` (torchvision or ReIDBackbone layout) into ``model``; report what did not match.
 
@@ -88,15 +106,7 @@ def load_state_dict_into(model: ReIDBackbone, state: Mapping[str, Tensor], sourc
     """
     mapped, ignored = _to_backbone_keys(state, model)
     own = model.state_dict()
-    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
-                  for k, v in mapped.items() if k in own and v.shape != own[k].shape]
-    if mismatched:
-        raise WeightsError(f"{source} does not fit backbone {model.spec.name}: {len(mismatched)} tensors "
-                           f"differ in shape, e.g. {'; '.join(mismatched[:3])}")
-    usable = {k: v for k, v in mapped.items() if k in own}
-    if not usable:
-        raise WeightsError(f"{source} shares no tensor with backbone {model.spec.name} "
-                           f"(first keys in the file: {list(state)[:3]})")
+    usable = usable_tensors(mapped, own, source, model.spec.name)
     model.load_state_dict(usable, strict=False)
     unexpected = sorted(set(mapped) - set(own))
     missing = sorted(k for k in set(own) - set(usable) if not k.endswith("num_batches_tracked"))
@@ -150,6 +160,22 @@ def imagenet_state_dict(spec: ResNetSpec) -> dict[str, Tensor]:
     return read_state_dict(cached)
 
 
+def sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (cached per path, size and modification time: a run builds its backbone from
+    the same shipped file several times)."""
+    stat = os.stat(path)
+    return _sha256(os.fspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def resolve_weights(weights: str) -> Path | None:
     """The file that ``model.weights`` names: a shipped name (sha256 checked), a path, or None for
     ``none``/``imagenet``. Raises :class:`WeightsError` for a shipped file that is missing or damaged."""
@@ -163,8 +189,6 @@ def resolve_weights(weights: str) -> Path | None:
     if not shipped.path.is_file():
         raise WeightsError(f"the shipped weights {weights!r} are missing from the installed package "
                            f"({shipped.path}); reinstall reidkit or make them again (docs/pretraining.md)")
-    from reidkit.pretrain.train import sha256
-
     digest = sha256(shipped.path)
     if shipped.sha256 and digest != shipped.sha256:
         raise WeightsError(f"the shipped weights {weights!r} ({shipped.path}) are damaged or replaced: sha256 "
@@ -179,8 +203,6 @@ def weights_card(weights: str) -> dict[str, str] | None:
     card = None if path is None else path.with_suffix(".json")
     if card is None or not card.is_file():
         return None
-    from reidkit.pretrain.train import sha256
-
     return {"weights": weights, "file": str(path), "card": str(card), "card_sha256": sha256(card)}
 
 
@@ -208,10 +230,15 @@ def load_weights(model: ReIDBackbone, weights: str) -> None:
     if weights == "imagenet":
         load_state_dict_into(model, imagenet_state_dict(model.spec), f"ImageNet weights of {model.spec.name}")
         return
+    load_state_dict_into(model, *read_weights(weights, model.spec.name))
+
+
+def read_weights(weights: str, backbone: str) -> tuple[dict[str, Tensor], str]:
+    """``(state dict, name for messages)`` of the file ``model.weights`` names (a shipped name or a path),
+    refused when its card says it was made for another ``backbone``."""
     path = resolve_weights(weights)
-    _check_card(path, model.spec.name)
-    source = weights if path.name != Path(weights).name else str(path)
-    load_state_dict_into(model, read_state_dict(path), source)
+    _check_card(path, backbone)
+    return read_state_dict(path), weights if path.name != Path(weights).name else str(path)
 
 
 # ------------------------------------------------------------------------------------------------------

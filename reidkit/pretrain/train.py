@@ -11,8 +11,8 @@ forward pass runs under bfloat16 autocast.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 from reidkit import __version__, distributed
 from reidkit.config import ModelConfig
 from reidkit.engine.checkpoint import load_checkpoint, save_checkpoint, write_json
+from reidkit.models.weights import sha256
 from reidkit.pretrain.augment import augment
 from reidkit.pretrain.config import PretrainConfig, PretrainError
 from reidkit.pretrain.corpus import Corpus, CorpusImages, dataset_corpus, drop_unreadable, folder_corpus
@@ -79,20 +80,18 @@ def build_backbone(cfg: PretrainConfig) -> nn.Module:
 
 def export_state(backbone: nn.Module) -> dict[str, Tensor]:
     """The backbone's tensors without the BN-neck; a shared stem stored under torchvision's names."""
+    return backbone_tensors(backbone.state_dict())
+
+
+def backbone_tensors(state: dict[str, Tensor], prefix: str = "") -> dict[str, Tensor]:
+    """The tensors under ``prefix`` of a state dict (a backbone's, or a pretraining checkpoint's model with
+    ``prefix="backbone."``), without the BN-neck, a shared stem renamed to torchvision's ``conv1``/``bn1``."""
     out = {}
-    for key, value in backbone.state_dict().items():
-        if key.startswith("neck."):
+    for key, value in state.items():
+        if not key.startswith(prefix) or key[len(prefix):].startswith("neck."):
             continue
-        out[key.removeprefix("stems.shared.")] = value.detach().cpu().clone()
+        out[key[len(prefix):].removeprefix("stems.shared.")] = value.detach().cpu().clone()
     return out
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def card_path(weights: str | Path) -> Path:
@@ -164,7 +163,7 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     loader = DataLoader(CorpusImages(corpus.samples, (cfg.height, cfg.width)), num_workers=cfg.workers,
                         batch_sampler=_StepBatches(len(corpus.samples), cfg.batch_size, cfg.seed, start, cfg.steps),
                         collate_fn=_collate)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else _nullcontext()
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
     model.train()
     t0 = time.perf_counter() - elapsed
     for step, (images, labels) in enumerate(loader, start=start):
@@ -219,11 +218,3 @@ def _wrap(model: nn.Module, dev: torch.device) -> nn.Module | None:
 
     return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
                                    find_unused_parameters=True)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
