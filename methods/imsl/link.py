@@ -2,10 +2,10 @@
 
 A reidkit extension, not in the IMSL paper or code. MMC (:mod:`.mmc`) puts the modalities of a cluster
 together through one shared centroid, so which visible images share a cluster with which infrared images
-is decided by the image features alone. From a random start those carry almost no cross-modality identity:
-at 4x the benchmark budget only 3 % of the visible-infrared pairs MMC puts together are one person
-(benchmarks/imsl.md). The shape maps (the dataset's masks, or the silhouette estimate) carry no colour or
-temperature, hence no modality. With ``modality_link: shape``:
+is decided by the image features alone. From a random start those carry almost no cross-modality identity,
+so few of the visible-infrared pairs MMC puts together are one person (the share is measured in
+benchmarks/imsl.md, "Linking the modalities by shape"). The shape maps (the dataset's masks, or the
+silhouette estimate) carry no colour or temperature, hence no modality. With ``modality_link: shape``:
 
 1. k-means within each modality on the image features, K clusters per modality (the same K as MMC;
    within a modality the mean-of-modality-means update is the plain mean, so ``clustering`` does not

@@ -1,4 +1,5 @@
-"""MIL, modality-aware invariant learning (METHODS.md §3.7): offline and online proxy association losses.
+"""MIL, modality-aware invariant learning (docs/methods.md, IMSL: MIL): offline and online proxy
+association losses.
 
 Both losses are softmax cross-entropies restricted to a set of positive proxies plus the hardest
 negatives, with a uniform target over the positives:

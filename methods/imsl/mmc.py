@@ -1,4 +1,5 @@
-"""MMC, modality mean clustering (METHODS.md §3.6): k-means whose centroid is the mean of the modality means.
+"""MMC, modality mean clustering (docs/methods.md, IMSL: MMC): k-means whose centroid is the mean of the
+modality means.
 
 For cluster k with members in the modalities M_k, the update is
 

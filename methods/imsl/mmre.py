@@ -1,6 +1,6 @@
 """MMRE, multi-modality reliability estimation: per-sample loss weights normalised per modality.
 
-MMRE is **not in the released code**; this is the reconstruction of METHODS.md §3.10 ([inferred]). The
+MMRE is **not in the released code**; this is reidkit's reconstruction (docs/methods.md, IMSL: MMRE). The
 abstract says MMRE "normalizes sample weights" against noisy pseudo-labels. Each sample gets a raw
 reliability rho_i > 0, and its weight is
 
@@ -13,7 +13,7 @@ The weights multiply L_off, L_on and L_ce (and the MIL-off cluster loss); L_alig
 Raw reliabilities (``mmre_reliability``):
 
 * ``centroid-distance``: rho_i = exp(-d_i / sigma_m), d_i = ||f_i - c_{y_i}|| to the MMC centroid and
-  sigma_m the mean d of the sample's modality (the §3.10 default);
+  sigma_m the mean d of the sample's modality (the default);
 * ``margin``: rho_i = sigmoid((d2_i - d_i) / sigma_m), d2 the distance to the nearest *other* centroid and
   sigma_m the mean |margin| of the modality: confident assignments weigh more;
 * ``mask-agreement``: rho_i = 1 when the sample's mask feature is nearest to its own cluster's mask

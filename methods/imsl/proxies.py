@@ -1,4 +1,5 @@
-"""Proxy bookkeeping for MIL: one proxy per (cluster, modality) pair that has members (METHODS.md §3.7).
+"""Proxy bookkeeping for MIL: one proxy per (cluster, modality) pair that has members (docs/methods.md,
+IMSL: MIL).
 
 IMSL's MIL is camera-aware-proxy learning with camera := modality. A cluster whose members come from
 two modalities has two proxies; one from three modalities has three. Proxies are numbered in

@@ -1,4 +1,4 @@
-"""SMR, shape-based mutual reinforcement (METHODS.md §3.8): the shape branch and its two losses.
+"""SMR, shape-based mutual reinforcement (docs/methods.md, IMSL: SMR): the shape branch and its two losses.
 
 The shape input is a mask image of each training image (a human-parsing map in the official code; the
 synthetic data ships part maps under ``masks/``). Masks go through the **same backbone** as the images;
@@ -85,9 +85,8 @@ def silhouette(images: Tensor, *, border: int | None = None, row_smoothing: int 
     exceeds an Otsu threshold chosen per image; a 3x3 closing fills pinholes. It needs no model and no
     data, works on any modality (for one-channel infrared the distance is an intensity difference), and is
     a pure function of the pixels. It is a *silhouette*, not a part map: it carries the outline that SMR's
-    "shape" means, without parts. Its IoU with the synthetic part masks is in benchmarks/imsl.md (one
-    background colour per row rather than per image raised it from 0.38 to 0.46 on visible and from 0.61
-    to 0.65 on infrared images of the v2 ``standard`` preset at 64 x 32).
+    "shape" means, without parts. Its IoU with the synthetic part masks is in benchmarks/imsl.md; why the
+    background is estimated per row rather than per image: docs/methods.md, IMSL: SMR.
     """
     b, _, h, w = images.shape
     x = images.float()
