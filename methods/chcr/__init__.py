@@ -1,7 +1,7 @@
 """CHCR: cross-modality hierarchical clustering and inter-channel refinement (registry name ``chcr``).
 
 See :mod:`.method` for the epoch schedule, :mod:`.config` for the switches and the ablation ladder,
-METHODS.md §4 for the reconstruction this implements.
+docs/methods.md (CHCR) for what the paper says and what this reconstruction adds.
 """
 from .config import CHCRConfig
 from .method import CHCR

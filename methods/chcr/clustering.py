@@ -1,5 +1,5 @@
-"""The joint clustering of CHCR's baseline (METHODS.md §4.3 B): one k-reciprocal Jaccard + DBSCAN over
-the features of every modality together, giving one label space.
+"""The joint clustering of CHCR's baseline (docs/methods.md, CHCR: B, the joint clustering): one
+k-reciprocal Jaccard + DBSCAN over the features of every modality together, giving one label space.
 
 Built on :mod:`reidkit.cluster`; this module only adds what CHCR needs around it: neighbourhood sizes
 capped for toy-sized sets, and an eps fallback for an epoch in which DBSCAN finds no cluster at all.

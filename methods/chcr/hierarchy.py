@@ -1,8 +1,9 @@
-"""Cross-modality hierarchical clustering (METHODS.md §4.3 C), as pure functions on label arrays.
+"""Cross-modality hierarchical clustering (docs/methods.md, CHCR: C, the hierarchy), as pure functions on
+label arrays.
 
 CHCR's abstract says the hierarchical step "promotes the clustering of inter-modality positive samples
 into the same cluster"; a later paper says it sets "cross-modal constraints at the cluster centroid
-level". Two readings fit (§4.3); both are here:
+level". Two readings fit; both are here:
 
 * **cross-merge (C1, the default).** Level 1 is the joint clustering of the baseline. Level 2 looks at
   the level-1 clusters that hold one modality only and merges a visible-only cluster with an

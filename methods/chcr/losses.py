@@ -1,4 +1,7 @@
-"""CHCR's modality contrastive loss: cross-modality constraints at the cluster-centroid level (§4.3 C).
+"""CHCR's modality contrastive loss: cross-modality constraints at the cluster-centroid level.
+
+The form is a reconstruction of one sentence of a citing paper (docs/methods.md, CHCR: the modality
+contrastive loss).
 
 For a mixed cluster k (it holds both modalities) there are two centroids, c_k^V from its visible members
 and c_k^R from its infrared ones. A visible sample i of cluster k is contrasted against the *infrared*

@@ -1,4 +1,5 @@
-"""Inter-channel pseudo-label refinement (METHODS.md §4.3 D), as pure functions on label arrays.
+"""Inter-channel pseudo-label refinement (docs/methods.md, CHCR: D, the inter-channel refinement), as pure
+functions on label arrays.
 
 Each visible image also has three single-channel views (R, G, B replicated to three channels). Each view
 is clustered like the main features; a visible sample's main pseudo-label is *reliable* when the channel
