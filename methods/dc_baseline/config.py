@@ -35,7 +35,7 @@ class DCBaselineConfig:
         "neck", choices=("neck", "normalized"),
         help="features the Gaussians are fitted to: the BN-neck output, or it L2-normalised")
     variance_eps: float | None = option(
-        None, gt=0, help="added to every per-identity variance; None = 1e-5 for w2 (METHODS.md §5.2) and "
+        None, gt=0, help="added to every per-identity variance; None = 1e-5 for w2 and "
                          "0.1 for kl, whose 1/variance terms diverge with 1e-5 (benchmarks/dc-baseline.md)")
     # shared-feature losses
     label_smoothing: float = option(0.1, ge=0, lt=1, help="identity cross-entropy label smoothing")
@@ -49,9 +49,9 @@ class DCBaselineConfig:
     # augmentation
     channel_exchange_p: float = option(
         0.5, ge=0, le=1, help="probability that a visible training image is replaced by one of its channels "
-                              "(R, G, B) or its grayscale, copied to all three (CAJ-style channel "
-                              "augmentation, METHODS.md §2.5, §5.2); 0 = off (plain AGW). 0.5 lifts "
-                              "synthetic-standard mAP from 25 to 40 % (benchmarks/dc-baseline.md)")
+                              "(R, G, B) or its grayscale, copied to all three (CAJ's channel "
+                              "augmentation, Ye et al. ICCV 2021); 0 = off (plain AGW). Its effect: "
+                              "benchmarks/dc-baseline.md")
     # test-time feature and optimisation
     test_feature: str = option(
         "shared", choices=("shared", "shared+branch"),

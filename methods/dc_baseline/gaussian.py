@@ -1,4 +1,5 @@
-"""Cross-modality distribution consistency under a Gaussian assumption (METHODS.md §5.2, MIM).
+"""Cross-modality distribution consistency under a Gaussian assumption: the modality-invariant module
+(a reconstruction; docs/methods.md, dc-baseline: the losses).
 
 The shared features of one identity in one modality are modelled as a Gaussian with diagonal covariance,
 N(mu, diag(var)), estimated from that identity's samples in the batch. Two divergences between the

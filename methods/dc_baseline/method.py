@@ -1,6 +1,7 @@
-"""``dc-baseline``: the supervised distribution-consistency reference (METHODS.md §5, Zhang et al. 2025).
+"""``dc-baseline``: the supervised distribution-consistency reference (Zhang et al., IJMLC 2025).
 
-No public code or full text exists; this is the reconstruction of §5.2 on the AGW two-stream design:
+No public code or full text was found; this is reidkit's reconstruction of the abstract on the AGW
+two-stream design (docs/methods.md, dc-baseline):
 
 * shared feature: identity cross-entropy (label smoothing) on the BN-neck feature, and a triplet loss on
   the pooled feature of the whole cross-modality batch (AGW's weighted-regularisation triplet by default);

@@ -5,11 +5,13 @@
     images[m] --stem_m--> x0[m] --(concatenated) layer1..layer3--> x3 --layer4-----> shared head
                                                                    \\--layer4_m--> branch m head
 
-* The stems are the backbone's per-modality stems (AGW two-stream design, METHODS.md §2.5).
+* The stems are the backbone's per-modality stems (AGW's two-stream design,
+  github.com/mangye16/Cross-Modal-Re-ID-baseline).
 * The trunk runs once on the concatenation of every modality, so its BatchNorm statistics mix modalities
   as in AGW.
-* Each branch (intra-modality enhancing module, §5.2) is a deep copy of ``layer4`` taken at build time,
-  with its own pooling, BN-neck and identity classifier; it sees only its own modality's part of ``x3``.
+* Each branch (intra-modality enhancing module; docs/methods.md, dc-baseline: the network) is a deep copy
+  of ``layer4`` taken at build time, with its own pooling, BN-neck and identity classifier; it sees only
+  its own modality's part of ``x3``.
 * Classifiers are bias-free linear layers on the BN-neck feature (initialised N(0, 0.001), as AGW).
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Triplet losses over a batch with identities and modalities (METHODS.md §2.5, §5.2).
+"""Triplet losses over a batch with identities and modalities: AGW's, and the intra-modality branches'
+(docs/methods.md, dc-baseline: the losses).
 
 Pairs are chosen by *scope*, from each sample's identity label and modality ("group"):
 
