@@ -9,8 +9,8 @@ File format::
         results:                         # <dataset>/<protocol>: [Rank-1, mAP, mINP] in %, null = not reported
           sysu_mm01/all-search: [56.29, 51.36, 35.06]
         note: last epoch                 # optional
-        source: "PGM repo, training_logs_example/ (via PEERS.md §3.6)"
-        provenance: "[log]"              # the tag exactly as the survey gives it
+        source: "github.com/zesenwu23/USL-VI-ReID, training_logs_example/"
+        provenance: "[log]"              # how the number was obtained (tags below)
 
 Provenance tags fall in three kinds: re-read from a primary artefact (``[log]``, ``[readme]``,
 ``[verified: ...]``), recalled and unverified (``[paper, unverified]``, ``[memory – verify ...]``), and

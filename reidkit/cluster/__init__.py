@@ -1,9 +1,9 @@
 """Clustering for unsupervised re-ID: exact kNN, sparse k-reciprocal Jaccard distance, DBSCAN,
 pseudo-labels, centroids, k-means with pluggable updates, cluster statistics.
 
-``pseudo_labels(features)`` reproduces the k-reciprocal Jaccard + DBSCAN lineage (reference/PEERS.md
-§3.1) with O(N k) memory instead of three N x N matrices. Approximate kNN for very large N:
-:mod:`reidkit.cluster.ann`.
+``pseudo_labels(features)`` reproduces the k-reciprocal Jaccard + DBSCAN lineage (SpCL, OpenUnReID,
+ClusterContrast: :mod:`reidkit.cluster.jaccard`) with O(N k) memory instead of three N x N matrices.
+Approximate kNN for very large N: :mod:`reidkit.cluster.ann`.
 """
 from .ann import faiss_knn, knn_recall
 from .centroids import cluster_centroids, modality_centroids

@@ -1,6 +1,8 @@
 """Sparse k-reciprocal Jaccard distance: the SpCL / OpenUnReID / ClusterContrast lineage without N x N.
 
-The lineage (reference/PEERS.md §3.1), step by step, and what is stored here instead of a dense matrix:
+The lineage (Zhong et al.'s k-reciprocal encoding, CVPR 2017, as ClusterContrast codes it in
+``clustercontrast/utils/faiss_rerank.py``, github.com/alibaba/cluster-contrast-reid), step by step, and what is
+stored here instead of a dense matrix:
 
 1. kNN lists ``I`` [N, k1] (the row itself included, normally first): :func:`reidkit.cluster.knn`.
 2. k-reciprocal sets: ``R(i) = {I[i, r] : i in I[I[i, r], :k1 + 1]}`` and the same with ``k1 / 2``

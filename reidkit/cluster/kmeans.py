@@ -9,7 +9,7 @@ replace, which is how modality-aware variants are built on this primitive::
 
 ``present[k]`` says whether cluster k still has members; with ``drop_empty=True`` (the default) empty
 clusters are removed and the labels renumbered, so K can shrink. Example, IMSL's modality mean
-clustering (METHODS.md §3.6: the centroid is the unweighted mean of the cluster's per-modality means),
+clustering (docs/methods.md, IMSL: MMC: the centroid is the unweighted mean of the cluster's per-modality means),
 with ``modality_ids`` [N] captured by the closure::
 
     from reidkit.cluster import kmeans, modality_centroids

@@ -2,7 +2,7 @@
 
 Unsupervised methods trained from scratch have hyper-parameters (learning rate, temperatures, clustering
 radii) that the published values do not fit, and tuning them on the test split is the field's habit that
-reidkit refuses (DESIGN.md: no checkpoint and no setting is ever chosen by a test score). This module
+reidkit refuses (no checkpoint and no setting is ever chosen by a test score; docs/validation.md). This module
 holds out ``n`` training identities, with all their images in every modality: they leave the training set
 (no method, supervised or not, ever sees them), and become validation protocols built exactly like the
 generic test protocols (``<q>-to-<g>`` for every ordered pair of modalities, plus one-versus-the-rest

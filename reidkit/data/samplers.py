@@ -4,9 +4,9 @@ A sampler yields ``iterations`` steps; each step is ``{modality: int64 array of 
 holding P labels x K instances per modality, grouped label by label (K consecutive indices per label).
 
 - :class:`PerModalityPKSampler`: every modality draws its own P labels among those present in it
-  (IMSL/ADCA's independent per-modality loaders, METHODS.md §7.6).
+  (IMSL's and ADCA's independent per-modality loaders).
 - :class:`AlignedPKSampler`: the same P identities in every modality, K per modality each (supervised
-  AGW style, the distribution-consistency baseline, §5.2).
+  AGW style, as dc-baseline uses it).
 
 Labels are pseudo-labels or identities; -1 (outlier, excluded) is never drawn. Labels are drawn without
 replacement when enough exist (otherwise every label once, then repeats); instances without replacement

@@ -1,6 +1,7 @@
 """Rank metrics: CMC, mAP and mINP from a query x gallery distance matrix, vectorised over queries.
 
-Semantics (reference/PEERS.md §5.1, §5.5; the official SYSU-MM01 MATLAB code):
+Semantics (the official SYSU-MM01 MATLAB evaluation, github.com/wuancong/SYSU-MM01, and AGW's
+``eval_metrics.py``, github.com/mangye16/Cross-Modal-Re-ID-baseline; docs/datasets.md, "Protocols, exactly"):
 
 - Each query ranks the gallery by ascending distance. **Ties are broken by gallery index** (a stable
   sort, as MATLAB's ``sort`` and ``np.argsort(kind="stable")``); AGW's ``np.argsort`` default is not

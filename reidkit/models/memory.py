@@ -165,7 +165,7 @@ class ClusterMemory(nn.Module):
 
 class ProxyMemory(ClusterMemory):
     """Momentum entries for proxies (e.g. one per (cluster, modality) pair), with losses restricted to
-    selected positives and hard negatives (IMSL's MIL, METHODS.md §3.7: tau = 0.10, 40 negatives).
+    selected positives and hard negatives (IMSL's MIL, docs/methods.md: tau = 0.10, 40 negatives).
 
     ``reset(centroids, proxy_cluster)`` also records the cluster of every proxy. ``forward`` defaults to
     the **offline association**: positives = every proxy of the sample's cluster, negatives = the

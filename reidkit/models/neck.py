@@ -1,8 +1,7 @@
 """BN-neck: the BatchNorm1d between the pooled feature and the losses (Luo et al.'s "bag of tricks").
 
 The bias (shift) is frozen at zero so that the normalised feature stays centred for cosine similarity; the
-weight (scale) starts at one and is learned. IMSL's ``feat_bn`` and AGW's bottleneck are this layer
-(METHODS.md §3.3).
+weight (scale) starts at one and is learned. IMSL's ``feat_bn`` and AGW's bottleneck are this layer.
 """
 from __future__ import annotations
 

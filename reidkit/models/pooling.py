@@ -1,7 +1,7 @@
 """Global pooling of a feature map into one vector per image: GeM (fixed p) and average pooling.
 
-GeM with p = 3 is what IMSL and AGW use (METHODS.md §2.5, §3.3); p is a fixed hyper-parameter here, not
-a learned one, as in IMSL's official code.
+GeM with p = 3 is what IMSL and AGW use (docs/methods.md, "Shared building blocks"); p is a fixed
+hyper-parameter here, not a learned one, as in IMSL's official code.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RegDB in its official layout, with its two search directions (PEERS.md §5.2).
+"""RegDB in its official layout, with its two search directions (docs/datasets.md, "Protocols, exactly").
 
 ::
 

@@ -1,4 +1,5 @@
-"""SYSU-MM01 in its official layout, with the official evaluation protocols (PEERS.md §5.1).
+"""SYSU-MM01 in its official layout, with the official evaluation protocols (github.com/wuancong/SYSU-MM01;
+docs/datasets.md, "Protocols, exactly").
 
 ::
 
@@ -82,7 +83,7 @@ class SYSUMM01(ReIDDataset):
     name = "sysu_mm01"
     official_counts = {
         "train": {"visible": {"images": 22258, "ids": 395}, "infrared": {"images": 11909, "ids": 395}},
-        "protocols": {  # indoor 112: the figure AGW-family logs report (PEERS.md §5.1)
+        "protocols": {  # indoor 112: what AGW-family logs print, not re-counted (docs/datasets.md)
             "all-search": {"query": 3803, "gallery": 301, "trials": 10},
             "indoor-search": {"query": 3803, "gallery": 112, "trials": 10},
             "all-search-multishot": {"query": 3803, "trials": 10},
