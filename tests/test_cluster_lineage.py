@@ -1,4 +1,5 @@
-"""A dense re-implementation of the k-reciprocal Jaccard + DBSCAN lineage (reference/PEERS.md §3.1),
+"""A dense re-implementation of the k-reciprocal Jaccard + DBSCAN lineage (SpCL / OpenUnReID /
+ClusterContrast: ``clustercontrast/utils/faiss_rerank.py`` in github.com/alibaba/cluster-contrast-reid),
 kept as the yardstick for ``reidkit.cluster``, plus tests that pin the reference itself.
 
 It is written from the algorithm's description, step for step as the peers run it: an exact kNN search
