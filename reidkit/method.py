@@ -15,7 +15,6 @@ raises :class:`LabelLeakError`, and batches carry pseudo-labels only.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -156,7 +155,6 @@ class EpochContext:
         self.modality_ids = np.fromiter((index[s.modality] for s in train), dtype=np.int64, count=len(train))
         self.cameras = np.fromiter((s.camera for s in train), dtype=np.int64, count=len(train))
         self.generator = np.random.default_rng([seed, epoch])
-        self.timings: dict[str, float] = {}
 
     def indices_of(self, modality: str) -> np.ndarray:
         """Positions of the training samples of one modality, [N_m] int64."""
@@ -244,10 +242,3 @@ class Method(torch.nn.Module):
     def param_groups(self) -> list[dict]:
         """Optimiser parameter groups; default: every trainable parameter in one group."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
-
-
-def config_fields(config_cls: type) -> list[dataclasses.Field]:
-    """The dataclass fields of a method's ``Config`` (empty for methods without one)."""
-    if config_cls is type(None) or not dataclasses.is_dataclass(config_cls):
-        return []
-    return list(dataclasses.fields(config_cls))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -34,8 +34,3 @@ def count_by_modality(samples: Iterable[Sample]) -> dict[str, dict[str, int]]:
         images[s.modality] += 1
         ids.setdefault(s.modality, set()).add(s.person_id)
     return {m: {"images": images[m], "ids": len(ids[m])} for m in sorted(images)}
-
-
-def relabel_ids(samples: Sequence[Sample]) -> dict[int, int]:
-    """Map of the person ids in ``samples`` to consecutive 0..K-1 (sorted order)."""
-    return {pid: i for i, pid in enumerate(sorted({s.person_id for s in samples}))}
