@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ._progress import StepLog
-from .knn import Neighbors, as_features
+from .neighbors import Neighbors, as_features
 
 log = logging.getLogger(__name__)
 

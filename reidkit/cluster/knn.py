@@ -23,51 +23,20 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from ._progress import StepLog
+from .ann import faiss_knn
 from .mixed import mixed_knn
+from .neighbors import Neighbors, as_features
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "faiss")
 SEARCHES = ("exact", "ivf", "hnsw")
 PRECISIONS = ("auto", "mixed", "fp32")
-
-
-class Neighbors(NamedTuple):
-    """Sorted neighbour lists. indices: [N, k] int64; similarities: [N, k] float32 inner products,
-    non-increasing along each row."""
-
-    indices: np.ndarray
-    similarities: np.ndarray
-
-
-def as_features(features, *, device: torch.device | str | None = None, check_norm: bool = True) -> Tensor:
-    """[N, D] float32 tensor view of ``features`` (torch tensor or numpy array), on ``device`` if given.
-
-    Raises ValueError for a wrong shape, non-finite values or rows that are not L2-normalised (the
-    lineage's distances assume unit rows). No copy is made for a float32 tensor/array already in place.
-    """
-    x = torch.from_numpy(np.ascontiguousarray(features)) if isinstance(features, np.ndarray) else features
-    if not isinstance(x, Tensor):
-        raise TypeError(f"features must be a torch.Tensor or numpy.ndarray, got {type(features).__name__}")
-    if x.dim() != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"features must have shape [N, D] with N, D >= 1, got {tuple(x.shape)}")
-    x = x.detach().to(device=device if device is not None else x.device, dtype=torch.float32).contiguous()
-    if check_norm:
-        norms = torch.linalg.vector_norm(x, dim=1)
-        if not bool(torch.isfinite(norms).all()):
-            raise ValueError("features contain NaN or infinite values")
-        worst = float((norms - 1).abs().max())
-        if worst > 1e-3:
-            raise ValueError(f"features must be L2-normalised rows (largest |norm - 1| = {worst:.3g}); "
-                             "use torch.nn.functional.normalize(features, dim=1)")
-    return x
 
 
 def knn(features, k: int, *, backend: str = "auto", search: str = "exact", precision: str = "auto",
@@ -102,8 +71,6 @@ def knn(features, k: int, *, backend: str = "auto", search: str = "exact", preci
     if backend == "faiss" or search != "exact":
         if backend == "torch":
             raise ValueError(f"search={search!r} needs faiss; use backend='auto' or 'faiss'")
-        from .ann import faiss_knn
-
         return faiss_knn(x, k, index="flat" if search == "exact" else search, progress=progress)
     return _torch_knn(x, k, precision=precision, margin=margin, block=block, progress=progress)
 
