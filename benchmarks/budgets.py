@@ -1,0 +1,101 @@
+"""The time budgets of the synthetic benchmark, measured against their limits (issue 23, point 8).
+
+Three limits, each on a 2-core CPU like the CI machine:
+
+* the default ``reidkit run --method chcr`` (preset ``small``, the shipped init): 8 minutes;
+* the command that makes the shipped weights (``reidkit pretrain --output ...``): 90 minutes, read from the
+  card's ``wall_time_s`` beside the weights;
+* the whole ``benchmarks/synthetic.yaml`` (18 runs): 90 minutes, the sum of its runs' ``wall_time_s``.
+
+Usage::
+
+    python benchmarks/budgets.py run-default --output runs/budget-chcr      # times the default command
+    python benchmarks/budgets.py table --run runs/budget-chcr --bench runs/bench-pretrained
+
+``table`` prints one markdown row per budget: measured minutes, the limit, the share of the limit, and the
+conditions (torch threads, the 1-minute load average before the run when this script ran it). Times taken
+while other jobs shared the CPU are longer than on an idle machine; the table says so through the load.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LIMITS_MIN = {"default chcr run": 8.0, "shipped pretrain": 90.0, "benchmarks/synthetic.yaml": 90.0}
+CARD = Path(__file__).resolve().parents[1] / "reidkit" / "models" / "pretrained" / "synthetic-pretrained.json"
+
+
+def run_default(output: Path) -> None:
+    """Run ``reidkit run --method chcr --output OUTPUT`` as a new user would and record the conditions."""
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    subprocess.run(["reidkit", "run", "--method", "chcr", "--output", str(output)], check=True)
+    wall = time.perf_counter() - start
+    record = {"command": "reidkit run --method chcr", "wall_s": wall, "load_1min_before": load_before,
+              "load_1min_after": os.getloadavg()[0], "cpus": os.cpu_count()}
+    (output / "budget.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+
+def _threads(run_dir: Path) -> str:
+    env = run_dir / "env.json"
+    return str(json.loads(env.read_text()).get("cpu_threads", "?")) if env.exists() else "?"
+
+
+def bench_wall(bench: Path) -> tuple[float, int, set[str]]:
+    """Sum of ``wall_time_s`` over the finished runs under ``bench``, their count, and their torch threads."""
+    total, count, threads = 0.0, 0, set()
+    for metrics in sorted(bench.rglob("metrics.json")):
+        total += float(json.loads(metrics.read_text())["wall_time_s"])
+        count += 1
+        threads.add(_threads(metrics.parent))
+    return total, count, threads
+
+
+def table(run: Path | None, bench: Path | None, card: Path) -> str:
+    rows = ["| budget | measured (min) | limit (min) | share of the limit | conditions |",
+            "|---|---:|---:|---:|---|"]
+
+    def row(name: str, seconds: float, conditions: str) -> None:
+        limit = LIMITS_MIN[name]
+        rows.append(f"| {name} | {seconds / 60:.1f} | {limit:.0f} | {seconds / 60 / limit:.2f} | {conditions} |")
+
+    if run is not None:
+        record = json.loads((run / "budget.json").read_text())
+        row("default chcr run", record["wall_s"],
+            f"torch threads {_threads(run)}, load before {record['load_1min_before']:.1f} on "
+            f"{record['cpus']} CPUs")
+    if card.exists():
+        info = json.loads(card.read_text())
+        row("shipped pretrain", float(info["wall_time_s"]),
+            f"{info['steps']} steps x {info['batch_size']}, device {info['device']}")
+    if bench is not None:
+        total, count, threads = bench_wall(bench)
+        row("benchmarks/synthetic.yaml", total, f"{count} runs, torch threads {', '.join(sorted(threads))}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run-default", help="time the default `reidkit run --method chcr`")
+    p_run.add_argument("--output", type=Path, required=True)
+    p_table = sub.add_parser("table", help="the budgets table (markdown)")
+    p_table.add_argument("--run", type=Path, help="folder written by run-default")
+    p_table.add_argument("--bench", type=Path, help="output folder of `reidkit bench benchmarks/synthetic.yaml`")
+    p_table.add_argument("--card", type=Path, default=CARD, help="the weights card (default: the shipped one)")
+    args = parser.parse_args(argv)
+    if args.command == "run-default":
+        run_default(args.output)
+    else:
+        print(table(args.run, args.bench, args.card))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
