@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import operator
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -297,6 +298,30 @@ def deep_merge(base: dict, update: Mapping[str, Any]) -> dict:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's float rule, so that ``1e-4`` and ``3.5e-4`` are numbers.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-4``): ``lr: 1e-4`` would otherwise be the
+    string ``'1e-4'`` and fail the type check, a trap every learning-rate override falls into.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {key: list(value) for key, value in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text as every reidkit config, suite and override is read (``1e-4`` is a float)."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def parse_override(text: str) -> dict:
     """``"a.b=value"`` -> ``{"a": {"b": value}}``, the value parsed as YAML."""
     if "=" not in text:
@@ -306,7 +331,7 @@ def parse_override(text: str) -> dict:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set: bad key {key!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"--set {key}: value is not valid YAML ({e.__class__.__name__})") from None
     out: dict = {}
@@ -323,7 +348,7 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from reidkit.config import ConfigError, RunConfig, build, dump, option, parse_override, resolve
+from reidkit.config import ConfigError, RunConfig, build, dump, option, parse_override, read_yaml, resolve
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,3 +100,13 @@ def test_commented_dump_documents_every_option():
     assert "  mode: joint  # one of joint, hierarchical" in lines
     assert "  k1: 30" in lines  # a plain field: no comment
     assert any(line.startswith("  preset: small  # synthetic preset") for line in lines)
+
+
+def test_exponent_floats_without_a_dot_are_numbers_in_overrides_and_files(tmp_path):
+    # YAML 1.1 (PyYAML's default) reads 1e-4 as a string; reidkit reads it as YAML 1.2 does
+    assert parse_override("optim.lr=1e-4") == {"optim": {"lr": 1e-4}}
+    assert parse_override("optim.lr=3.5E-4")["optim"]["lr"] == pytest.approx(3.5e-4)
+    assert parse_override("method_args.name=1e") == {"method_args": {"name": "1e"}}
+    path = tmp_path / "run.yaml"
+    path.write_text("optim:\n  lr: 1e-4\n  epochs: 3\n")
+    assert read_yaml(path) == {"optim": {"lr": 1e-4, "epochs": 3}}

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from reidkit.config import ConfigError
+from reidkit.config import ConfigError, load_yaml
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _TOP_KEYS = ("name", "description", "seeds", "set", "datasets", "runs")
@@ -141,7 +141,7 @@ def load_suite(path: str | Path, *, extra: Sequence[str] = ()) -> Suite:
     if not path.is_file():
         raise ConfigError(f"suite file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, Mapping):
