@@ -27,9 +27,7 @@ OUTSIDE = re.compile(r"METHODS\.md|PEERS\.md|DESIGN\.md|\.\./shared\b|/work/shar
 ALLOWED = frozenset({
     "benchmarks/chcr.md",
     "benchmarks/imsl.md",
-    "methods/chcr/config.py",
     "methods/chcr/method.py",
-    "methods/imsl/config.py",
     "methods/imsl/method.py",
     "reidkit/engine/run.py",
     "reidkit/models/backbones.py",

@@ -11,7 +11,7 @@ baseline (B)           ``none``                          ``none``
 full (B+C+D)           ``cross-merge``                   ``strict``
 =====================  ================================  =====================================
 
-The modality contrastive loss belongs to the hierarchy (METHODS.md §4.3 C): it is active when
+The modality contrastive loss belongs to the hierarchy (docs/methods.md, CHCR: C, the hierarchy): it is active when
 ``hierarchy`` is not ``none`` and ``mc_weight`` > 0.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ MERGE_FEATURES = ("image", "masks")
 class CHCRConfig:
     """Options of the ``chcr`` method; every field has a default (the synthetic CPU setting)."""
 
-    # -- joint clustering (baseline, §4.3 B) ------------------------------------------------------------
+    # -- joint clustering (baseline; docs/methods.md, CHCR: B) ------------------------------------------
     eps: float = option(0.5, gt=0, lt=1, help="DBSCAN radius on the joint k-reciprocal Jaccard distance "
                         "(ADCA: 0.6 SYSU-MM01, 0.3 RegDB; 0.5 chosen on synthetic training-set diagnostics)")
     min_samples: int = option(4, ge=2, help="DBSCAN core-point neighbourhood size")
@@ -42,7 +42,7 @@ class CHCRConfig:
                                  "eps_max (down to the step); 0 disables")
     eps_max: float = option(0.9, gt=0, lt=1)
 
-    # -- cross-modality hierarchical clustering (§4.3 C) -----------------------------------------------
+    # -- cross-modality hierarchical clustering (docs/methods.md, CHCR: C) -----------------------------
     hierarchy: str = option("cross-merge", choices=("none", "cross-merge", "modality-centred"),
                             help="none: flat joint clustering; cross-merge (C1): merge visible-only and "
                             "infrared-only clusters by mutual nearest centroids; modality-centred (C2): "
@@ -61,7 +61,7 @@ class CHCRConfig:
     mc_weight: float = option(0.5, ge=0, help="weight of the modality contrastive loss (0 disables it)")
     mc_temperature: float = option(0.05, gt=0)
 
-    # -- inter-channel pseudo-label refinement (§4.3 D) ------------------------------------------------
+    # -- inter-channel pseudo-label refinement (docs/methods.md, CHCR: D) ------------------------------
     refinement: str = option("strict", choices=("none", "strict", "soft"),
                              help="strict (D1): keep a visible sample when, in each of the R/G/B channel "
                              "clusterings, its cluster's majority main label is its own; soft (D2): keep it "
@@ -94,8 +94,8 @@ class CHCRConfig:
             raise ConfigError(f"method_args.eps_max ({self.eps_max}) must be >= eps ({self.eps})")
 
 
-#: The synthetic ``small`` preset on a 2-core CPU: ``reidkit run --method chcr`` finishes within 8 minutes
-#: (about 4, measured in benchmarks/chcr.md). The preset's own 128 x 64 images, 15 clustering epochs (main
+#: The synthetic ``small`` preset on a 2-core CPU: ``reidkit run --method chcr`` is meant to finish within 8
+#: minutes (measured by benchmarks/budgets.py, benchmarks/README.md). The preset's own 128 x 64 images, 15 clustering epochs (main
 #: + three channel views) and 750 steps: the budget benchmarks/synthetic.yaml gives every method.
 RUN_DEFAULTS: Mapping[str, Any] = {
     "data": {"dataset": "synthetic", "preset": "small", "height": 128, "width": 64,

@@ -1,6 +1,6 @@
 """IMSL's method arguments (``method_args``) and the rules that turn them into numbers.
 
-Every module of the paper is a switch (METHODS.md §3): ``clustering`` (MMC or plain k-means), ``mil``,
+Every module of the paper is a switch (docs/methods.md, IMSL): ``clustering`` (MMC or plain k-means), ``mil``,
 ``smr`` and ``mmre``. The official code's behaviours are options whose default is the official value:
 
 * ``channel_exchange`` (true): every *visible* training image has one of R/G/B copied into all three
@@ -15,15 +15,16 @@ Every module of the paper is a switch (METHODS.md §3): ``clustering`` (MMC or p
   existed used: the exchange before torchvision's RandomErasing (aspect log-uniform, 10 draws), so erased
   areas keep their per-channel fill and stay coloured.
 * ``mixed_bn`` (true): the images of every modality go through the trunk as one concatenated batch, so
-  BatchNorm statistics mix the modalities (§3.3, §7.7); false runs one forward per modality.
+  BatchNorm statistics mix the modalities (docs/methods.md, IMSL: official-code behaviours); false runs one
+  forward per modality.
 * the shared stem is the run config's ``model.stems: shared`` (the backbone's default); ``per-modality``
   gives every modality (and its masks) its own conv1/bn1. The official forward calls that shared stem once
   per modality, so IMSL's defaults set ``model.stem_batch: per-modality``; ``joint`` feeds it the
   concatenation, whose BatchNorm statistics then match the running statistics used at evaluation
-  (measured on a supervised resnet-mini: 0.076 -> 0.110 cross-modality mAP, docs/synthetic.md).
+  (the measurement is in docs/synthetic.md).
 * ``mask_bn_stats`` (true): mask batches update the BatchNorm running statistics, as in the official
-  code where masks go through the same network in train mode (§3.12.8).
-* ``mmre`` (false): MMRE is not in the released code; the reconstruction of §3.10 is opt-in.
+  code where masks go through the same network in train mode (docs/methods.md, IMSL: SMR).
+* ``mmre`` (false): MMRE is not in the released code; the reconstruction (docs/methods.md, IMSL: MMRE) is opt-in.
 
 Two extensions, both off by default. ``modality_link: shape`` (:mod:`.link`) clusters each modality on
 its own and links the clusters across modalities by their shape centroids instead of MMC's shared
@@ -46,7 +47,7 @@ AUGMENT_ORDERS = ("official", "exchange-first")
 
 @dataclass(frozen=True)
 class IMSLConfig:
-    # -- MMC: modality mean clustering (§3.6) ---------------------------------------------------------
+    # -- MMC: modality mean clustering (docs/methods.md, IMSL: MMC) ------------------------------------
     clustering: str = option("mmc", choices=("mmc", "kmeans"),
                              help="mmc: centroid = mean of the per-modality means (official); "
                                   "kmeans: centroid = mean of all members (the MMC-off ablation)")
@@ -63,7 +64,7 @@ class IMSLConfig:
     link_threshold: float = option(0.0, ge=-1, le=1,
                                    help="modality_link=shape: least cosine of a linked pair's shape centroids")
 
-    # -- MIL: modality-aware invariant learning (§3.7) ------------------------------------------------
+    # -- MIL: modality-aware invariant learning (docs/methods.md, IMSL: MIL) ---------------------------
     mil: bool = option(True, help="(cluster, modality) proxy losses; false = plain cluster-memory InfoNCE")
     mil_temperature: float = option(0.10, gt=0, help="proxy logit temperature (official 0.10)")
     mil_momentum: float = option(0.2, ge=0, lt=1, help="proxy memory: weight of the old value (official 0.2)")
@@ -76,7 +77,7 @@ class IMSLConfig:
     cluster_temperature: float = option(0.05, gt=0, help="InfoNCE temperature of the MIL-off cluster memory")
     cluster_momentum: float = option(0.2, ge=0, lt=1, help="MIL-off cluster memory: weight of the old value")
 
-    # -- SMR: shape-based mutual reinforcement (§3.8) -------------------------------------------------
+    # -- SMR: shape-based mutual reinforcement (docs/methods.md, IMSL: SMR) ----------------------------
     smr: bool = option(True, help="shape branch: mask-cluster CE + image-to-mask alignment")
     shape_source: str = option("auto", choices=SHAPE_SOURCES,
                                help="auto: the dataset's masks when every training image has one, else "
@@ -89,7 +90,7 @@ class IMSLConfig:
         0.0, ge=0, help="MMC clusters L2norm([f, w * g]) of the image feature f and shape feature g; "
                         "0 = image features only (official). Extension, see the module docstring")
 
-    # -- MMRE: multi-modality reliability estimation (§3.10, reconstructed) -----------------------------
+    # -- MMRE: multi-modality reliability estimation (docs/methods.md, IMSL: MMRE; reconstructed) -------
     mmre: bool = option(False, help="per-sample weights normalised per modality on L_off, L_on, L_ce")
     mmre_reliability: str = option("centroid-distance", choices=RELIABILITY_KINDS,
                                    help="what makes a pseudo-label reliable (see mmre.py)")
