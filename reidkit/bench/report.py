@@ -196,7 +196,8 @@ REFERENCE_INTRO = (
 # ------------------------------------------------------------------------------------------------------
 # Markdown
 # ------------------------------------------------------------------------------------------------------
-def _md_table(table: Table) -> list[str]:
+def markdown_table(table: Table) -> list[str]:
+    """One table as Markdown lines (numeric columns right-aligned)."""
     header = [f"{g} {c}".strip() for g, cols in table.groups for c in cols]
     rule = ["---:" if c in NUMERIC_COLUMNS else "---" for _, cols in table.groups for c in cols]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
@@ -212,7 +213,7 @@ def render_markdown(report: Report, images: Sequence[tuple[str, str]] = ()) -> s
     lines += [f"- {env}" if env else "", ""]
     for dataset, rows in report.tables.items():
         table = dataset_table(dataset, rows, report.split)
-        lines += [f"## {table.title} ({table.caption})", "", *_md_table(table), ""]
+        lines += [f"## {table.title} ({table.caption})", "", *markdown_table(table), ""]
         if table.legend:
             lines += [table.legend, ""]
         lines += [*table.footnotes, ""] if table.footnotes else []
@@ -226,12 +227,18 @@ def render_markdown(report: Report, images: Sequence[tuple[str, str]] = ()) -> s
     for caption, path in images:
         lines += [f"![{caption}]({path})", ""]
     if report.reference:
-        lines += ["## Published numbers (not measured here)", "", REFERENCE_INTRO, ""]
-        if not report.reference_matched:
-            lines += ["None of these is on a dataset measured above.", ""]
-        for table in reference_tables(report.reference):
-            lines += [f"### {table.caption}", "", *_md_table(table), ""]
+        lines += reference_markdown(report.reference, report.reference_matched)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def reference_markdown(results: Sequence[ReferenceResult], matched: bool = True) -> list[str]:
+    """The block of published numbers as Markdown lines, apart from the measured tables."""
+    lines = ["## Published numbers (not measured here)", "", REFERENCE_INTRO, ""]
+    if not matched:
+        lines += ["None of these is on a dataset measured above.", ""]
+    for table in reference_tables(results):
+        lines += [f"### {table.caption}", "", *markdown_table(table), ""]
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------------
