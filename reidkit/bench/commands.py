@@ -38,11 +38,22 @@ def add_parsers(subparsers) -> None:
                    help="list the runs and check that every config resolves; run nothing")
     p.set_defaults(func=cmd_bench)
 
-    p = subparsers.add_parser("report", help="side-by-side report of a benchmark folder",
+    p = subparsers.add_parser("report", help="side-by-side report of a benchmark folder; the results page",
                               description="Tables of mean ± std over seeds per method and protocol; HTML "
                                           "adds plots. Published numbers, if a reference file is found, are "
-                                          "shown in a separate block.")
-    p.add_argument("dir", help="benchmark folder written by 'reidkit bench'")
+                                          "shown in a separate block. --collect writes a benchmark's "
+                                          "small per-run result files (to commit); --results makes the "
+                                          "results page from them.")
+    p.add_argument("dir", nargs="?", help="benchmark folder written by 'reidkit bench'")
+    p.add_argument("--collect", metavar="DIR",
+                   help="write the result file of every finished run of DIR (a benchmark folder, a folder "
+                        "inside one, or a run directory) into --into; idempotent")
+    p.add_argument("--into", metavar="FOLDER",
+                   help="--collect: where the result files go (default benchmarks/results/<suite>)")
+    p.add_argument("--results", metavar="FOLDER",
+                   help="the results page from the result files in FOLDER (benchmarks/results; rows chosen "
+                        "by FOLDER/page.yaml), e.g. --results benchmarks/results "
+                        "--output benchmarks/RESULTS.md")
     p.add_argument("--format", choices=("markdown", "html"), default="markdown")
     p.add_argument("--output", help="write the report here (default: print it)")
     p.add_argument("--plots", metavar="DIR",
@@ -91,6 +102,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from reidkit.bench.report import write_report
 
+    chosen = [name for name, value in (("DIR", args.dir), ("--collect", args.collect),
+                                       ("--results", args.results)) if value]
+    if len(chosen) != 1:
+        raise ConfigError("report: give one of DIR (a benchmark folder), --collect DIR or --results FOLDER"
+                          + (f", not {' and '.join(chosen)}" if chosen else ""))
+    if args.into and not args.collect:
+        raise ConfigError("--into is for --collect")
+    if args.collect:
+        return _collect(args)
+    if args.results:
+        return _results_page(args)
     if args.plots and args.format != "markdown":
         raise ConfigError("--plots is for --format markdown; HTML embeds its plots")
     reference, required = None, False
@@ -102,6 +124,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     text = write_report(args.dir, fmt=args.format, output=args.output, reference=reference,
                         reference_required=required, plots_dir=args.plots, split=args.split)
     if args.output:
+        _console().print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from reidkit.bench.results_collect import collect
+
+    print(collect(args.collect, args.into).summary())
+    return 0
+
+
+def _results_page(args: argparse.Namespace) -> int:
+    from reidkit.bench.results_page import build_page, render_page
+
+    if args.format != "markdown" or args.plots or args.split != "test":
+        raise ConfigError("--results writes a Markdown page of test scores: "
+                          "no --format html, --plots or --split")
+    page = build_page(args.results, reference=args.reference, use_reference=not args.no_reference)
+    output = ["--output", Path(args.output).as_posix()] if args.output else []
+    command = " ".join(["reidkit report --results", Path(args.results).as_posix(), *output])
+    text = render_page(page, command=command, base=Path(args.output).parent if args.output else None)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
         _console().print(f"wrote {args.output}")
     else:
         print(text, end="")
