@@ -1,6 +1,6 @@
 """CHCR: cross-modality hierarchical clustering and inter-channel refinement (Pang et al., TCSVT 2024).
 
-A grounded reconstruction (no public code; METHODS.md §4). Each epoch (``prepare_epoch``):
+A grounded reconstruction (no public code; docs/methods.md, CHCR). Each epoch (``prepare_epoch``):
 
 1. embed every training image (both modalities) with the current model;
 2. **joint clustering** (baseline B): one k-reciprocal Jaccard + DBSCAN over the union, one label space;

@@ -1,10 +1,10 @@
 """The IMSL method plugin: MMC pseudo-labels, MIL proxy losses, the SMR shape branch and MMRE weights.
 
-Per epoch (``prepare_epoch``, METHODS.md §3.5): embed the training set; cluster it with MMC (K clusters,
-every sample labelled); build the (cluster, modality) proxies and their memory from the mean image
-features (MIL), the mask-cluster memory from the mean mask features (SMR), and the MMRE weights. Per step
-(``training_step``): one forward of every modality's images (concatenated: mixed-modality BatchNorm), one
-forward of each modality's masks, and the losses
+Per epoch (``prepare_epoch``; docs/methods.md, IMSL: the epoch and the step): embed the training set;
+cluster it with MMC (K clusters, every sample labelled); build the (cluster, modality) proxies and their
+memory from the mean image features (MIL), the mask-cluster memory from the mean mask features (SMR), and
+the MMRE weights. Per step (``training_step``): one forward of every modality's images (concatenated:
+mixed-modality BatchNorm), one forward of each modality's masks, and the losses
 
     mil_offline + mil_online                         (MIL; or ``cluster_nce`` with mil: false)
     smr_ce + smr_align (the latter already x 0.25)   (SMR)
