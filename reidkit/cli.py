@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a data setting, e.g. --set trial=3 (RegDB split) or --set gallery_sampler=seeded")
     p.set_defaults(func=cmd_data_check)
+    from reidkit.data import masks_command
+
+    masks_command.add_parser(data)
     bench_commands.add_parsers(sub)
     from reidkit.pretrain import command as pretrain_command
 
