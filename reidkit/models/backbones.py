@@ -2,19 +2,23 @@
 
 A :class:`ReIDBackbone` is a torchvision-layout ResNet (so ImageNet state dicts load unchanged) cut into:
 
-- **stems** (conv1/bn1/relu/maxpool): one shared stem (IMSL's official code, METHODS.md §3.3) or one copy
-  per modality (AGW/ADCA, §2.5);
+- **stems** (conv1/bn1/relu/maxpool): one shared stem (IMSL's official code, github.com/zqpang/IMSL) or
+  one copy per modality (the two-stream design of AGW, github.com/mangye16/Cross-Modal-Re-ID-baseline, and
+  ADCA; docs/methods.md, "Shared building blocks");
 - a **trunk** ``layer1..layer4`` shared by every modality, with a configurable last stride;
 - a **head**: GeM or average pooling, then a BN-neck with a frozen zero bias.
 
 ``forward_multi`` concatenates the stem outputs of every modality before ``layer1``, so BatchNorm sees a
-mixed-modality batch as in IMSL's official code (§7.7). ``forward_stem``/``forward_layers``/``forward_head``
-let a method fork the trunk (the supervised baseline copies ``layer4`` per modality, §5.2).
+mixed-modality batch as in IMSL's official code. ``forward_stem``/``forward_layers``/``forward_head`` let a
+method fork the trunk (dc-baseline copies ``layer4`` per modality: docs/methods.md, "dc-baseline: the
+network").
 
 The registered builders (``resnet18``, ``resnet34``, ``resnet50``, ``resnet_mini``) all take
 ``(model_cfg, modalities, **overrides)``; overrides replace :class:`~reidkit.config.ModelConfig` fields.
-``model.weights`` is applied by :func:`load_weights`: ``none``, ``imagenet`` (torchvision's IMAGENET1K_V1,
-from the torch hub cache or downloaded) or a local state-dict file.
+``model.weights`` is applied by :func:`~reidkit.models.weights.load_weights`: ``none``, ``imagenet``
+(torchvision's IMAGENET1K_V1, from the torch hub cache or downloaded) or a local state-dict file. The
+architectures themselves (:class:`~reidkit.models.resnet_spec.ResNetSpec`, ``RESNET50`` ...) live in
+:mod:`reidkit.models.resnet_spec` and are importable from here too.
 """
 from __future__ import annotations
 
@@ -22,15 +26,14 @@ import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from reidkit.models.neck import build_neck
 from reidkit.models.pooling import build_pooling
+from reidkit.models.resnet_spec import RESNET18, RESNET34, RESNET50, RESNET_MINI, ResNetSpec
 from reidkit.models.weights import WeightsError, imagenet_state_dict, load_weights  # noqa: F401 (WeightsError re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,40 +44,6 @@ log = logging.getLogger(__name__)
 STEM_BATCHES = ("joint", "per-modality")
 STEM_MODES = ("shared", "per-modality")
 _SHARED_KEY = "shared"
-
-
-
-@dataclass(frozen=True)
-class ResNetSpec:
-    """The architecture of one ResNet variant.
-
-    Attributes:
-        name: the registry name, used in messages.
-        block: torchvision's ``BasicBlock`` or ``Bottleneck``.
-        layers: blocks per stage (layer1..layer4).
-        widths: base channels per stage (the output has ``width * block.expansion`` channels).
-        stem_width: output channels of conv1.
-        imagenet: name of torchvision's weights enum (e.g. ``"ResNet50_Weights"``); None when no
-            pretrained weights exist.
-    """
-
-    name: str
-    block: type
-    layers: tuple[int, int, int, int]
-    widths: tuple[int, int, int, int] = (64, 128, 256, 512)
-    stem_width: int = 64
-    imagenet: str | None = None
-
-    @property
-    def feat_dim(self) -> int:
-        return self.widths[-1] * self.block.expansion
-
-
-RESNET18 = ResNetSpec("resnet18", BasicBlock, (2, 2, 2, 2), imagenet="ResNet18_Weights")
-RESNET34 = ResNetSpec("resnet34", BasicBlock, (3, 4, 6, 3), imagenet="ResNet34_Weights")
-RESNET50 = ResNetSpec("resnet50", Bottleneck, (3, 4, 6, 3), imagenet="ResNet50_Weights")
-# Sized for CPU runs on 128x64 images; the measurements behind it are in resnet_mini's docstring.
-RESNET_MINI = ResNetSpec("resnet-mini", BasicBlock, (1, 1, 1, 1), widths=(32, 64, 128, 256), stem_width=32)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -223,7 +192,7 @@ class ReIDBackbone(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------------
-# weights
+# registered builders
 # ------------------------------------------------------------------------------------------------------
 def build_resnet(spec: ResNetSpec, model_cfg: ModelConfig, modalities: Sequence[str],
                  **overrides) -> ReIDBackbone:

@@ -12,16 +12,15 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torchvision
-from torch import Tensor
+from torch import Tensor, nn
 
-if TYPE_CHECKING:  # pragma: no cover
-    from reidkit.models.backbones import ReIDBackbone, ResNetSpec
+from reidkit.models.resnet_spec import ResNetSpec
 
 log = logging.getLogger(__name__)
+
 
 class WeightsError(ValueError):
     """Weights that cannot be used: unreadable file, wrong architecture, no ImageNet weights, offline."""
@@ -58,8 +57,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     return state
 
 
-def _to_backbone_keys(state: Mapping[str, Tensor],
-                      model: ReIDBackbone) -> tuple[dict[str, Tensor], list[str]]:
+def _to_backbone_keys(state: Mapping[str, Tensor], model: nn.Module) -> tuple[dict[str, Tensor], list[str]]:
     """Map a torchvision-layout state dict onto the backbone's names (the stem copied into every stem).
 
     A state dict saved from a :class:`ReIDBackbone` (keys ``stems.*``) is returned as is. Returns the
@@ -97,8 +95,12 @@ def usable_tensors(state: Mapping[str, Tensor], own: Mapping[str, Tensor], sourc
     return usable
 
 
-def load_state_dict_into(model: ReIDBackbone, state: Mapping[str, Tensor], source: str) -> None:
+def load_state_dict_into(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
     """Load ``state`` (torchvision or ReIDBackbone layout) into ``model``; report what did not match.
+
+    ``model`` is a :class:`~reidkit.models.backbones.ReIDBackbone` or a subclass: what is read of it is its
+    ``stems`` (where a torchvision stem is copied to), its ``spec`` (a :class:`ResNetSpec`, for messages) and
+    its state dict.
 
     Tensors whose shapes differ raise :class:`WeightsError` (the file is for another architecture), as
     does a file sharing no tensor with the model. Missing and unexpected keys are logged as warnings
@@ -222,7 +224,7 @@ def _check_card(path: Path, backbone: str) -> None:
                            f"set model.backbone={made_for} or choose other model.weights")
 
 
-def load_weights(model: ReIDBackbone, weights: str) -> None:
+def load_weights(model: nn.Module, weights: str) -> None:
     """Apply ``model.weights``: ``"none"`` keeps the random init, ``"imagenet"``, the name of a shipped
     file (``reidkit.models.pretrained``), or a local file path (checked against its card, if any)."""
     if weights == "none":
@@ -240,7 +242,3 @@ def read_weights(weights: str, backbone: str) -> tuple[dict[str, Tensor], str]:
     _check_card(path, backbone)
     return read_state_dict(path), weights if path.name != Path(weights).name else str(path)
 
-
-# ------------------------------------------------------------------------------------------------------
-# registered builders
-# ------------------------------------------------------------------------------------------------------
