@@ -17,7 +17,8 @@ TRAINING set:
     python benchmarks/chcr_diagnostics.py --untrained --set data.preset=standard --eps 0.4 0.5 0.6
     python benchmarks/chcr_diagnostics.py RUN --set method_args.merge_features=masks   # merges by mask centroids
 
-Only for diagnostics: it reads identities through a context that allows it (``uses_labels=True``).
+Only for diagnostics: it reads the hidden identities from the dataset's records, as the engine's own
+pseudo-label diagnostics do, and the stages' labels from the plan's ``details``; the method sees neither.
 """
 from __future__ import annotations
 
@@ -71,7 +72,6 @@ def refine_stats(main: np.ndarray, dropped: np.ndarray, truth: np.ndarray, visib
 def main() -> None:
     from reidkit.engine.run import build_method, load_dataset, resolve_run_config, restore_checkpoint
     from reidkit.engine.trainer import Trainer
-    from reidkit.method import EpochContext
     from reidkit_methods.chcr.clustering import joint_cluster
     from reidkit_methods.chcr.refinement import refine_labels
 
@@ -94,15 +94,12 @@ def main() -> None:
         cfg = resolve_run_config("chcr", overrides=[*args.set, *full])
         dataset = load_dataset(cfg)
         method = build_method(cfg, dataset, device)
-    trainer = Trainer(method, dataset, cfg, device=device)
-    ctx = EpochContext(epoch=0, num_epochs=1, train=dataset.train, modalities=dataset.modalities, device=device,
-                       uses_labels=True, extract_fn=trainer._extract_train, seed=cfg.seed)
-    truth = ctx.ground_truth()
+    ctx = Trainer(method, dataset, cfg, device=device).epoch_context(0)
+    truth = np.array([s.person_id for s in dataset.train], dtype=np.int64)
     modality = ctx.modality_ids
     visible = modality == dataset.modalities.index("visible")
     second = 1 - dataset.modalities.index("visible")
-    method.prepare_epoch(ctx)
-    st = method.stages
+    st = method.prepare_epoch(ctx).details
     report = {"level1": ari_stats(st["level1"], truth),
               "hierarchy": {**ari_stats(st["hierarchy"], truth),
                             **merge_stats(st["level1"], st["merged_pairs"], truth, modality, second)},

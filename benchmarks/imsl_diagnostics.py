@@ -89,7 +89,6 @@ def clustering_scores(run: Path | None, weights: list[float], untrained: bool = 
     from reidkit.engine.diagnostics import label_diagnostics
     from reidkit.engine.run import build_method, load_dataset, resolve_run_config, restore_checkpoint
     from reidkit.engine.trainer import Trainer
-    from reidkit.method import EpochContext
     from reidkit_methods.imsl.link import linked_clusters
     from reidkit_methods.imsl.mmc import mmc
 
@@ -102,10 +101,10 @@ def clustering_scores(run: Path | None, weights: list[float], untrained: bool = 
         cfg = resolve_run_config("imsl", overrides=overrides or [])
         dataset = load_dataset(cfg)
         method = build_method(cfg, dataset, device)
-    trainer = Trainer(method, dataset, cfg, device=device)
-    ctx = EpochContext(epoch=0, num_epochs=1, train=dataset.train, modalities=dataset.modalities,
-                       device=device, uses_labels=True, extract_fn=trainer._extract_train, seed=cfg.seed)
-    truth, modality = ctx.ground_truth(), np.asarray(ctx.modality_ids)
+    ctx = Trainer(method, dataset, cfg, device=device).epoch_context(0)
+    # the hidden identities, read from the records as the engine's diagnostics do (never fed to the method)
+    truth = np.array([s.person_id for s in dataset.train], dtype=np.int64)
+    modality = np.asarray(ctx.modality_ids)
     image, mask = ctx.features().float(), ctx.extract(source="mask").float()
 
     def cross_rank1(x: torch.Tensor) -> float:

@@ -8,7 +8,8 @@ A method is a ``torch.nn.Module`` with two required hooks:
   them and logs every key; it never looks at the names.
 
 Optional hooks: ``embed`` (features for evaluation and clustering), ``train_transforms`` (one transform
-per view), ``param_groups`` (optimiser groups).
+per view), ``param_groups`` (optimiser groups). A method that reads shape masks says so once, when it is
+built (``needs_masks``, ``needs_mask_features``); the engine then checks the dataset in one place.
 
 Unsupervised methods (``uses_labels = False``) cannot see identities: ``EpochContext.ground_truth()``
 raises :class:`LabelLeakError`, and batches carry pseudo-labels only.
@@ -23,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reidkit.config import ConfigError
+
 if TYPE_CHECKING:  # pragma: no cover
     from reidkit.config import ModelConfig
     from reidkit.data.records import Sample
@@ -30,6 +33,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class LabelLeakError(RuntimeError):
     """An unsupervised method asked for identity labels."""
+
+
+class MissingMasksError(ConfigError):
+    """A method declared that it reads shape masks (``needs_masks``, ``needs_mask_features``) and some
+    training image has none. Raised by the engine before the first epoch, the one place that checks."""
 
 
 @dataclass(frozen=True)
@@ -80,12 +88,15 @@ class EpochPlan:
             ``"aligned"`` (the same P identities in every modality, AGW style).
         info: scalars to log for this epoch (cluster counts, drop rates, timings). Keys are free-form.
         iterations: steps this epoch; None takes ``optim.iterations`` from the config.
+        details: what ``prepare_epoch`` found on the way, for callbacks (``on_plan``) and diagnostics, e.g.
+            CHCR's label vector after each clustering stage. Free-form; the engine neither logs nor keeps it.
     """
 
     labels: np.ndarray
     sampler: str = "per-modality"
     info: dict[str, float] = field(default_factory=dict)
     iterations: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -108,6 +119,8 @@ class BuildContext:
         image_size: (height, width) of training and test images.
         model: the ``model`` section of the run config.
         build_backbone: builds the configured backbone; keyword overrides replace config fields.
+        num_train_masks: how many training images have a shape mask (a method that reads masks needs all
+            ``num_train``); lets a method choose its inputs when it is built.
     """
 
     modalities: tuple[str, ...]
@@ -118,6 +131,7 @@ class BuildContext:
     model: ModelConfig
     build_backbone: Callable[..., torch.nn.Module]
     seed: int = 0
+    num_train_masks: int = 0
 
 
 class EpochContext:
@@ -204,8 +218,13 @@ class Method(torch.nn.Module):
     name: ClassVar[str] = ""
     Config: ClassVar[type] = type(None)
     uses_labels: ClassVar[bool] = False
-    #: whether training batches carry shape masks (``ModalBatch.masks``)
+    #: the shape-mask inputs the method reads, declared once, by the end of ``__init__`` (set them on the
+    #: instance when the config decides): ``needs_masks``, training batches carry the masks
+    #: (``ModalBatch.masks``); ``needs_mask_features``, ``prepare_epoch`` embeds them
+    #: (``ctx.extract(source="mask")``). With either one, the engine checks before training that every
+    #: training image has a mask, and raises :class:`MissingMasksError` otherwise.
     needs_masks: ClassVar[bool] = False
+    needs_mask_features: ClassVar[bool] = False
     #: nested run-config overrides that make this method's defaults (e.g. ``{"optim": {"lr": 3.5e-4}}``)
     run_defaults: ClassVar[Mapping[str, Any]] = {}
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from reidkit.config import DataConfig, resolve
-from reidkit.method import EpochContext, EpochPlan, LabelLeakError, Method
+from reidkit.method import EpochPlan, LabelLeakError, Method
 
 TINY_OVERRIDES = (
     "data.dataset=generic", "data.height=32", "data.width=16", "data.batch_size=8", "data.instances=2",
@@ -105,8 +105,7 @@ def check_method(cls: type[Method], tmp_path: str | Path, *, modalities: Sequenc
     trainer = Trainer(method, dataset, cfg, device=device)
 
     # prepare_epoch: a valid plan; unsupervised methods cannot read identities
-    ctx = EpochContext(epoch=0, num_epochs=1, train=dataset.train, modalities=dataset.modalities, device=device,
-                       uses_labels=cls.uses_labels, extract_fn=trainer._extract_train, seed=0)
+    ctx = trainer.epoch_context(0)
     if not cls.uses_labels:
         try:
             ctx.ground_truth()
@@ -126,7 +125,7 @@ def check_method(cls: type[Method], tmp_path: str | Path, *, modalities: Sequenc
     size = (cfg.data.height, cfg.data.width)
     views = {m: list(method.train_transforms(m) or [train_transform(size)]) for m in dataset.modalities}
     loader = build_train_loader(dataset.train, plan, modalities=dataset.modalities, views=views,
-                                mask_transform=train_transform(size) if cls.needs_masks else None,
+                                mask_transform=train_transform(size) if method.needs_masks else None,
                                 batch_size=cfg.data.batch_size, instances=cfg.data.instances, iterations=1,
                                 workers=0, seed=0)
     batch = next(iter(loader))

@@ -235,12 +235,9 @@ def test_every_switch_plans_and_trains(tmp_path, rung):
     """Each ablation switch: a valid plan and finite losses from a real batch (the full fit is checked once,
     by the contract test of the default configuration)."""
     from reidkit.data.loaders import build_train_loader
-    from reidkit.method import EpochContext
 
     method, trainer, dataset = _tiny_method(tmp_path, LADDER[rung])
-    ctx = EpochContext(epoch=0, num_epochs=1, train=dataset.train, modalities=dataset.modalities,
-                       device=torch.device("cpu"), uses_labels=False, extract_fn=trainer._extract_train, seed=0)
-    plan = method.prepare_epoch(ctx)
+    plan = method.prepare_epoch(trainer.epoch_context(0))
     assert (plan.labels >= 0).any() and len(np.unique(plan.labels[plan.labels >= 0])) >= 2
     views = {m: list(method.train_transforms(m)) for m in dataset.modalities}
     loader = build_train_loader(dataset.train, plan, modalities=dataset.modalities, views=views,
@@ -263,13 +260,6 @@ def _tiny_method(tmp_path, overrides=()):
     return method, Trainer(method, dataset, cfg, device=torch.device("cpu")), dataset
 
 
-def _tiny_context(trainer, dataset):
-    from reidkit.method import EpochContext
-
-    return EpochContext(epoch=0, num_epochs=1, train=dataset.train, modalities=dataset.modalities,
-                        device=torch.device("cpu"), uses_labels=False, extract_fn=trainer._extract_train, seed=0)
-
-
 def test_merge_by_masks_matches_the_mask_features(tmp_path, monkeypatch):
     """merge_features=masks hands the cross-merge the features of the masks, not of the images."""
     import reidkit_methods.chcr.method as chcr_method
@@ -285,8 +275,9 @@ def test_merge_by_masks_matches_the_mask_features(tmp_path, monkeypatch):
     method, trainer, dataset = _tiny_method(tmp_path, ["method_args.merge_features=masks",
                                                        "method_args.refinement=none"])
     method.eval()
-    plan = method.prepare_epoch(_tiny_context(trainer, dataset))
-    masks, images = trainer._extract_train(source="mask"), trainer._extract_train()
+    ctx = trainer.epoch_context(0)
+    plan = method.prepare_epoch(ctx)
+    masks, images = ctx.extract(source="mask"), ctx.features()
     assert len(seen) == 1 and torch.allclose(seen[0], masks)
     assert not torch.allclose(masks, images)
     assert plan.info["time_mask_features_s"] >= 0
@@ -295,20 +286,32 @@ def test_merge_by_masks_matches_the_mask_features(tmp_path, monkeypatch):
 def test_merge_by_masks_without_masks_says_what_to_set(tmp_path):
     import dataclasses
 
-    from reidkit.config import ConfigError
+    from reidkit.method import MissingMasksError
 
     method, trainer, dataset = _tiny_method(tmp_path, ["method_args.merge_features=masks"])
+    assert method.needs_mask_features and not method.needs_masks  # embedded for the merge, not in batches
     dataset.train[0] = dataclasses.replace(dataset.train[0], mask_path=None)
-    with pytest.raises(ConfigError, match=r"1 of \d+ have none.*data\.mask_root"):
-        method.prepare_epoch(_tiny_context(trainer, dataset))
+    with pytest.raises(MissingMasksError, match=r"1 of \d+ have none.*data\.mask_root"):  # a ConfigError
+        trainer.fit()
+
+
+def test_plan_details_hold_each_stage_labels(tmp_path):
+    """What benchmarks/chcr_diagnostics.py reads: every stage's labels, in the plan (the method keeps none)."""
+    method, trainer, dataset = _tiny_method(tmp_path, ["method_args.hierarchy=cross-merge",
+                                                       "method_args.refinement=strict"])
+    plan = method.prepare_epoch(trainer.epoch_context(0))
+    details = plan.details
+    assert {"level1", "hierarchy", "merged_pairs"} <= set(details) and not hasattr(method, "stages")
+    assert details["level1"].shape == details["hierarchy"].shape == (len(dataset.train),)
+    if "channels" in details:  # refinement ran (it needs at least one cluster)
+        assert len(details["channels"]) == 3 and details["dropped"].shape == (len(dataset.train),)
 
 
 def test_losses_are_finite_and_reach_the_backbone(tmp_path):
-    from reidkit.method import EpochContext, ModalBatch
+    from reidkit.method import ModalBatch
 
     method, trainer, dataset = _tiny_method(tmp_path)
-    ctx = EpochContext(epoch=0, num_epochs=1, train=dataset.train, modalities=dataset.modalities,
-                       device=torch.device("cpu"), uses_labels=False, extract_fn=trainer._extract_train, seed=0)
+    ctx = trainer.epoch_context(0)
     plan = method.prepare_epoch(ctx)
     assert {"time_cluster_s", "refine_drop_rate", "eps_used", "merged_pairs"} <= set(plan.info)
     # memories from hand-made labels (the identities: every cluster mixed), so that both terms are active;

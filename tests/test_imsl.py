@@ -453,17 +453,14 @@ def test_smr_falls_back_to_the_silhouette_when_the_dataset_has_no_masks(tmp_path
 
     from reidkit.data.loaders import build_train_loader
     from reidkit.data.transforms import train_transform
-    from reidkit.method import EpochContext
     from reidkit.testing import make_tiny_dataset
 
     root = make_tiny_dataset(tmp_path / "data")
     shutil.rmtree(root / "masks")
-    method, trainer = _tiny_trainer(root)
-    ds = trainer.dataset
-    ctx = EpochContext(epoch=0, num_epochs=1, train=ds.train, modalities=ds.modalities, device=torch.device("cpu"),
-                       uses_labels=False, extract_fn=trainer._extract_train, seed=0)
-    with caplog.at_level("WARNING"):
-        plan = method.prepare_epoch(ctx)
+    with caplog.at_level("WARNING"):  # decided when the method is built
+        method, trainer = _tiny_trainer(root)
+        ds = trainer.dataset
+        plan = method.prepare_epoch(trainer.epoch_context(0))
     assert "silhouette" in caplog.text
     assert method.shape_from_image and not method.needs_masks  # the engine then loads no mask
     assert plan.info["shape_from_image"] == 1.0
@@ -477,18 +474,19 @@ def test_smr_falls_back_to_the_silhouette_when_the_dataset_has_no_masks(tmp_path
 def test_shape_source_masks_without_masks_is_a_clear_error(tmp_path):
     import shutil
 
+    from reidkit.method import MissingMasksError
     from reidkit.testing import make_tiny_dataset
 
     root = make_tiny_dataset(tmp_path / "data")
     shutil.rmtree(root / "masks" / "train" / "infrared")
-    _, trainer = _tiny_trainer(root, ["method_args.shape_source=masks"])
-    with pytest.raises(FileNotFoundError, match="data.mask_root"):
+    method, trainer = _tiny_trainer(root, ["method_args.shape_source=masks"])
+    assert method.needs_masks and not method.shape_from_image
+    with pytest.raises(MissingMasksError, match="data.mask_root"):
         trainer.fit()
 
 
 def test_cluster_shape_weight_clusters_image_and_mask_features_together(tmp_path, monkeypatch):
     import reidkit_methods.imsl.method as imsl_method
-    from reidkit.method import EpochContext
     from reidkit.testing import make_tiny_dataset
 
     root = make_tiny_dataset(tmp_path / "data")
@@ -503,8 +501,7 @@ def test_cluster_shape_weight_clusters_image_and_mask_features_together(tmp_path
     method, trainer = _tiny_trainer(root, ["method_args.cluster_shape_weight=2.0", "method_args.smr=false"])
     assert method.needs_masks and method.mask_memory is None
     ds = trainer.dataset
-    ctx = EpochContext(epoch=0, num_epochs=1, train=ds.train, modalities=ds.modalities, device=torch.device("cpu"),
-                       uses_labels=False, extract_fn=trainer._extract_train, seed=0)
+    ctx = trainer.epoch_context(0)
     plan = method.prepare_epoch(ctx)
     image, mask = ctx.features().float(), ctx.extract(source="mask").float()
     expected = F.normalize(torch.cat([image, 2.0 * mask], dim=1), dim=1)
@@ -514,9 +511,7 @@ def test_cluster_shape_weight_clusters_image_and_mask_features_together(tmp_path
 
     method0, trainer0 = _tiny_trainer(root, ["method_args.smr=false"])  # official: image features only
     assert not method0.needs_masks
-    method0.prepare_epoch(EpochContext(epoch=0, num_epochs=1, train=ds.train, modalities=ds.modalities,
-                                       device=torch.device("cpu"), uses_labels=False,
-                                       extract_fn=trainer0._extract_train, seed=0))
+    method0.prepare_epoch(trainer0.epoch_context(0))
     assert seen["feats"].shape[1] == image.shape[1]
 
 
@@ -586,7 +581,6 @@ def test_shape_link_is_one_to_one_and_leaves_clusters_without_a_partner_alone():
 
 def test_modality_link_shape_clusters_on_image_features_and_links_on_mask_features(tmp_path, monkeypatch):
     import reidkit_methods.imsl.method as imsl_method
-    from reidkit.method import EpochContext
     from reidkit.testing import make_tiny_dataset
     from reidkit_methods.imsl.link import linked_clusters
 
@@ -606,8 +600,7 @@ def test_modality_link_shape_clusters_on_image_features_and_links_on_mask_featur
                                            "method_args.mmre=true"])
     assert method.needs_masks and method.mask_memory is None
     ds = trainer.dataset
-    ctx = EpochContext(epoch=0, num_epochs=1, train=ds.train, modalities=ds.modalities, device=torch.device("cpu"),
-                       uses_labels=False, extract_fn=trainer._extract_train, seed=0)
+    ctx = trainer.epoch_context(0)
     plan = method.prepare_epoch(ctx)
     torch.testing.assert_close(seen["feats"], ctx.features().float())
     torch.testing.assert_close(seen["shape"], ctx.extract(source="mask").float())

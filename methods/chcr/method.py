@@ -77,9 +77,8 @@ class CHCR(Method):
         self.memory = ClusterMemory(dim, 0, temperature=cfg.temperature, momentum=cfg.momentum)
         self.modality_memory = ProxyMemory(dim, 0, temperature=cfg.mc_temperature, momentum=cfg.momentum)
         self.register_buffer("mixed", torch.zeros(0, dtype=torch.bool), persistent=False)
-        #: label vectors of the last prepare_epoch's stages ("level1", "hierarchy", "channels", "dropped"),
-        #: kept for offline diagnostics against the hidden identities (benchmarks/chcr_diagnostics.py)
-        self.stages: dict = {}
+        # the cross-merge on mask features embeds the shape masks: the engine checks the dataset has them
+        self.needs_mask_features = cfg.hierarchy == "cross-merge" and cfg.merge_features == "masks"
 
     # -- the epoch plan -------------------------------------------------------------------------------------
     @property
@@ -121,11 +120,6 @@ class CHCR(Method):
     @staticmethod
     def _mask_features(ctx: EpochContext, info: dict) -> Tensor:
         """[N, D] features of the training images' shape masks (``merge_features: masks``)."""
-        missing = [s.path for s in ctx.train if s.mask_path is None]
-        if missing:
-            raise ConfigError(f"method_args.merge_features=masks needs a shape mask for every training image; "
-                              f"{len(missing)} of {len(ctx.train)} have none (e.g. {missing[0]}): set "
-                              f"data.mask_root, or use merge_features=image")
         t0 = time.perf_counter()
         out = ctx.extract(source="mask")
         info["time_mask_features_s"] = time.perf_counter() - t0
@@ -142,13 +136,14 @@ class CHCR(Method):
         # the cross-merge compares the image features' centroids, or the masks' (embedded before the clock
         # starts, so that time_cluster_s stays the clustering's own time)
         match_on = features
-        if cfg.hierarchy == "cross-merge" and cfg.merge_features == "masks":
+        if self.needs_mask_features:
             match_on = self._mask_features(ctx, info)
 
         t0 = time.perf_counter()
         level1 = self._cluster(features, modality_ids)
         labels = relabel(level1.labels)
-        self.stages = {"level1": labels}
+        # each stage's labels, for callbacks and diagnostics (EpochPlan.details)
+        details = {"level1": labels}
         info.update(eps_used=level1.eps, level1_clusters=int(labels.max()) + 1,
                     level1_mixed_share=mixed_share(labels, modality_ids, 2))
         if cfg.hierarchy == "cross-merge":
@@ -156,7 +151,7 @@ class CHCR(Method):
                                          threshold=cfg.merge_threshold, rounds=cfg.merge_rounds,
                                          centre=cfg.centre_modalities)
             labels = merge.labels
-            self.stages.update(hierarchy=labels, merged_pairs=merge.pairs)
+            details.update(hierarchy=labels, merged_pairs=merge.pairs)
             info.update(merged_pairs=len(merge.pairs), single_modality_clusters=merge.single_modality,
                         merge_similarity=float(np.mean([p[2] for p in merge.pairs])) if merge.pairs else 0.0)
         info["time_cluster_s"] = time.perf_counter() - t0
@@ -167,7 +162,7 @@ class CHCR(Method):
             t1 = time.perf_counter()
             refined = refine_labels(labels, channels, is_visible, rule=cfg.refinement,
                                     threshold=cfg.soft_threshold)
-            self.stages.update(channels=channels, dropped=refined.dropped)
+            details.update(channels=channels, dropped=refined.dropped)
             info["time_cluster_s"] += time.perf_counter() - t1
             # a filter that leaves fewer than two clusters removes all contrast: keep the labels then
             # (only seen with an untrained model on toy data; logged as refine_skipped)
@@ -186,7 +181,7 @@ class CHCR(Method):
         log.info("epoch %d: %d clusters (%d mixed), %.1f%% outliers, refinement dropped %.1f%%", ctx.epoch,
                  info["pseudo_clusters"], info["mixed_clusters"], 100 * info["pseudo_outliers"],
                  100 * info["refine_drop_rate"])
-        return EpochPlan(labels=labels, sampler="per-modality", info=info)
+        return EpochPlan(labels=labels, sampler="per-modality", info=info, details=details)
 
     def reset_memories(self, features: Tensor, labels: np.ndarray, is_visible: np.ndarray) -> None:
         """Rebuild the memories from [N, D] features and [N] labels (-1 ignored): one centroid per cluster,

@@ -1,7 +1,14 @@
 """One run end to end: resolve the config, build dataset and method, train, evaluate, write the run directory.
 
-Run directory (DESIGN.md): ``config.yaml``, ``env.json``, ``log.txt``, ``metrics.jsonl``, ``metrics.json``,
+Run directory: ``config.yaml``, ``env.json``, ``log.txt``, ``metrics.jsonl``, ``metrics.json``,
 ``checkpoints/last.pt``.
+
+Public ways in, besides ``reidkit run``: :func:`run` takes extra engine callbacks (``callbacks=``; the
+``on_plan`` hook of :class:`~reidkit.engine.trainer.Callback` sees and may replace each epoch's plan) and a
+method class to build instead of the registered one (``method_cls=``: a subclass for a diagnostic, or a
+method that is not installed); the run directory still names ``cfg.method``. :func:`build_method_from` builds
+any method class for a dataset, telling it how many training images have a shape mask
+(``BuildContext.num_train_masks``) so that it can declare its mask inputs there.
 """
 from __future__ import annotations
 
@@ -78,7 +85,8 @@ def build_method_from(cls: type[Method], cfg: RunConfig, dataset: ReIDDataset, d
     build = BuildContext(modalities=dataset.modalities, num_train=len(dataset.train),
                          num_train_ids=dataset.num_train_ids, device=device,
                          image_size=(cfg.data.height, cfg.data.width), model=cfg.model,
-                         build_backbone=build_backbone, seed=cfg.seed)
+                         build_backbone=build_backbone, seed=cfg.seed,
+                         num_train_masks=sum(s.mask_path is not None for s in dataset.train))
     torch.manual_seed(cfg.seed)
     method = cls(cfg.method_args, build)
     if cfg.model.channels_last:
@@ -222,8 +230,12 @@ def stop_on_interrupt(trainer: Trainer) -> Iterator[None]:
 
 
 def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
-        callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+        callbacks: Sequence[Callback] = (), method_cls: type[Method] | None = None) -> dict[str, Any]:
     """Train and evaluate; returns the ``metrics.json`` document (also written to the run directory).
+
+    ``callbacks`` run after the standard ones (checkpoint, metrics log). ``method_cls`` builds that class
+    instead of the registered ``cfg.method`` (with ``cfg.method_args``; the run is still recorded as
+    ``cfg.method``, and ``--resume`` takes its checkpoint).
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this: they join the process group, rank 0
     owns the run directory (lock, config, log, checkpoints, metrics; it reads the checkpoint to resume
@@ -235,7 +247,7 @@ def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
     cfg = dataclasses.replace(cfg, output=str(out))
     if not distributed.is_main():
         state = distributed.broadcast_object(None)
-        return _train(cfg, dev, state, out, callbacks=callbacks, write=False)
+        return _train(cfg, dev, state, out, callbacks=callbacks, method_cls=method_cls, write=False)
     with run_directory(out):
         state = None
         if resume:
@@ -251,15 +263,15 @@ def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
         write_json(out / "env.json", {**environment(dev, cfg.seed), "world_size": distributed.world_size(),
                                       **_init_card(cfg.model.weights)})
         log.info("run %s: method %s on %s, device %s", out, cfg.method, cfg.data.dataset, dev)
-        return _train(cfg, dev, state, out, callbacks=callbacks, write=True)
+        return _train(cfg, dev, state, out, callbacks=callbacks, method_cls=method_cls, write=True)
 
 
 def _train(cfg: RunConfig, dev: torch.device, state: dict | None, out: Path, *, callbacks: Sequence[Callback],
-           write: bool) -> dict[str, Any]:
+           method_cls: type[Method] | None, write: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     dataset = load_dataset(cfg)
     skipped = drop_bad_images(dataset) if cfg.data.on_bad_image == "skip" else []
-    method = build_method(cfg, dataset, dev)
+    method = build_method_from(method_cls or METHODS.get(cfg.method), cfg, dataset, dev)
     # the checkpoint is written before the epoch's log line, so a logged epoch is always resumable
     standard = [Checkpoint(out, {"config": to_dict(cfg), "reidkit": __version__}),
                 MetricsLog(out / "metrics.jsonl")] if write else []

@@ -1,4 +1,24 @@
-"""The fit loop: prepare_epoch -> train steps -> callbacks, then a final evaluation of the last model.
+"""The fit loop: prepare_epoch -> plan callbacks -> train steps -> callbacks, then a final evaluation of the
+last model.
+
+Before the first epoch, :func:`check_mask_inputs` checks the shape-mask inputs the method declared when it
+was built (``needs_masks``, ``needs_mask_features``) against the training set: the one place a missing
+mask is reported, as :class:`~reidkit.method.MissingMasksError` (evaluation needs no mask).
+
+One epoch (:meth:`Trainer.fit`):
+
+1. ``on_epoch_start``;
+2. :meth:`Trainer.epoch_context` builds the :class:`~reidkit.method.EpochContext` and the method's
+   ``prepare_epoch`` turns it into an :class:`~reidkit.method.EpochPlan` (pseudo-labels, sampler);
+3. ``on_plan``: every callback in turn sees the plan, and may return another one to train on instead
+   (oracle labels, a fixed labelling, a diagnostic of the plan's ``details``). The replacement is what is
+   scored against the hidden identities, logged and trained on; the method's own state (memories,
+   proxies) is what its ``prepare_epoch`` built, so a replacement keeps a labelling the method's state can
+   serve (or the method rebuilds from it);
+4. the training steps (``on_step_end`` after each), then ``on_epoch_end`` with the epoch's record.
+
+:meth:`Trainer.epoch_context` is also the public way to hand ``prepare_epoch`` what a run hands it outside
+:meth:`~Trainer.fit` (diagnostics, tests), without rebuilding the context by hand.
 
 Randomness is re-seeded from ``(seed, epoch)`` at the start of every epoch (torch, samplers, the
 context's numpy generator), so a run resumed from the checkpoint of epoch e replays epochs e+1.. exactly
@@ -20,12 +40,13 @@ from reidkit import distributed
 from reidkit.config import RunConfig
 from reidkit.data.datasets.base import ReIDDataset
 from reidkit.data.loaders import build_train_loader
+from reidkit.data.records import Sample
 from reidkit.data.transforms import test_transform, train_transform
 from reidkit.engine.diagnostics import cluster_counts, label_diagnostics
 from reidkit.engine.extract import extract_features
 from reidkit.engine.optim import build_optimizer, build_scheduler
 from reidkit.evaluation import evaluate
-from reidkit.method import EpochContext, EpochPlan, Method
+from reidkit.method import EpochContext, EpochPlan, Method, MissingMasksError
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +56,46 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class Callback:
-    """Hooks called by :class:`Trainer` in list order. Override what you need."""
+    """Hooks called by :class:`Trainer` in list order. Override what you need.
+
+    A callback need not subclass this class: the trainer calls the hooks an object has.
+    """
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None: ...
+
+    def on_plan(self, trainer: Trainer, ctx: EpochContext, plan: EpochPlan) -> EpochPlan | None:
+        """After the method's ``prepare_epoch`` (``ctx`` is the context it was given, its features cached),
+        before the plan is scored, logged and trained on. Return an :class:`EpochPlan` to use instead of
+        ``plan`` (the next callback sees it), or None to keep it. In a distributed run every rank calls it,
+        so a replacement must be the same on every rank."""
+        return None
 
     def on_step_end(self, trainer: Trainer, step: int, losses: Mapping[str, float]) -> None: ...
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, record: Mapping[str, Any]) -> None: ...
 
     def on_fit_end(self, trainer: Trainer, results: Mapping[str, Any]) -> None: ...
+
+
+def _checked_plan(plan: Any, source: str) -> EpochPlan:
+    if not isinstance(plan, EpochPlan):
+        raise TypeError(f"{source} must return an EpochPlan, got {type(plan).__name__}")
+    return plan
+
+
+def check_mask_inputs(method: Method, train: Sequence[Sample]) -> None:
+    """The one check of a method's mask inputs: :class:`~reidkit.method.MissingMasksError` when ``method``
+    declares ``needs_masks`` or ``needs_mask_features`` and a sample of ``train`` has no shape mask."""
+    declared = [name for name in ("needs_masks", "needs_mask_features") if getattr(method, name, False)]
+    missing = [s.path for s in train if s.mask_path is None] if declared else []
+    if missing:
+        name = getattr(method, "name", "") or type(method).__name__
+        raise MissingMasksError(
+            f"{name} reads the training images' shape masks ({', '.join(declared)}), but {len(missing)} of "
+            f"{len(train)} have none (e.g. {missing[0]}): set data.mask_root, or turn off the method_args "
+            "option that asks for masks")
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -123,9 +173,12 @@ class Trainer:
     # the loop ------------------------------------------------------------------------------------------
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
-            getattr(cb, hook)(self, *args)
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
 
     def fit(self) -> dict[str, Any]:
+        check_mask_inputs(self.method, self.dataset.train)
         self._fit_t0 = time.perf_counter()
         self.method.to(self.device)
         distributed.sync_batchnorm(self.method, self.device)  # both no-ops in a single process
@@ -152,14 +205,10 @@ class Trainer:
         torch.manual_seed(seed)
         self._call("on_epoch_start", epoch)
         t0 = time.perf_counter()
-        ctx = EpochContext(epoch=epoch, num_epochs=cfg.optim.epochs, train=self.dataset.train,
-                           modalities=self.dataset.modalities, device=self.device,
-                           uses_labels=self.method.uses_labels, extract_fn=self._extract_train, seed=cfg.seed)
-        plan = self.method.prepare_epoch(ctx)
-        if not isinstance(plan, EpochPlan):
-            raise TypeError(f"{type(self.method).__name__}.prepare_epoch must return an EpochPlan, "
-                            f"got {type(plan).__name__}")
+        ctx = self.epoch_context(epoch)
+        plan = _checked_plan(self.method.prepare_epoch(ctx), f"{type(self.method).__name__}.prepare_epoch")
         t_prepare = time.perf_counter() - t0
+        plan = self._plan_callbacks(ctx, plan)
         record: dict[str, Any] = {"epoch": epoch, **cluster_counts(plan.labels)}
         record.update(label_diagnostics(plan.labels, self._truth, ctx.modality_ids))
         record.update(plan.info)
@@ -186,6 +235,24 @@ class Trainer:
             record.update(scores)
             record["val_mean_mAP"] = float(np.mean([v for k, v in scores.items() if k.endswith("_mAP")]))
         return record
+
+    def epoch_context(self, epoch: int) -> EpochContext:
+        """The context the method's ``prepare_epoch`` gets at ``epoch``: the training set, its modalities,
+        the device, the epoch's seeded generator, and feature extraction with the current model (cached per
+        context). Identities stay behind ``ground_truth()``, open only to a method with ``uses_labels``."""
+        return EpochContext(epoch=epoch, num_epochs=self.cfg.optim.epochs, train=self.dataset.train,
+                            modalities=self.dataset.modalities, device=self.device,
+                            uses_labels=self.method.uses_labels, extract_fn=self._extract_train,
+                            seed=self.cfg.seed)
+
+    def _plan_callbacks(self, ctx: EpochContext, plan: EpochPlan) -> EpochPlan:
+        """``plan`` after every callback's ``on_plan`` (each sees the previous one's replacement)."""
+        for cb in self.callbacks:
+            hook = getattr(cb, "on_plan", None)
+            replaced = None if hook is None else hook(self, ctx, plan)
+            if replaced is not None:
+                plan = _checked_plan(replaced, f"{type(cb).__name__}.on_plan")
+        return plan
 
     @staticmethod
     def _map_curve(prefix: str, score) -> dict[str, float]:
