@@ -72,9 +72,16 @@ class IMSL(Method):
                                num_modalities=len(self.modalities))
         # shape maps feed SMR and, with modality_link=shape or cluster_shape_weight > 0, the clustering
         self.uses_shape = cfg.smr or cfg.modality_link == "shape" or cfg.cluster_shape_weight > 0
-        # the engine reads needs_masks on the instance: masks are loaded only when shapes come from disk
-        self.needs_masks = self.uses_shape and cfg.shape_source != "silhouette"
-        self.shape_from_image = self.uses_shape and cfg.shape_source == "silhouette"
+        # the mask inputs are declared here, once (the engine checks them before training): shapes come from
+        # the dataset's masks, or from the silhouette estimate when shape_source=silhouette, or when
+        # shape_source=auto and some training image has no mask
+        missing = build.num_train - build.num_train_masks
+        self.shape_from_image = self.uses_shape and (
+            cfg.shape_source == "silhouette" or (cfg.shape_source == "auto" and missing > 0))
+        if self.uses_shape and cfg.shape_source == "auto" and missing > 0:
+            log.warning("%d of %d training images have no shape mask: SMR uses the built-in silhouette "
+                        "estimate for all of them (set data.mask_root for real masks)", missing, build.num_train)
+        self.needs_masks = self.uses_shape and not self.shape_from_image
         # per-epoch state, rebuilt by prepare_epoch (memories and buffers are not saved in checkpoints)
         dim = self.backbone.feat_dim
         self.proxy_memory = ProxyMemory(dim, temperature=cfg.mil_temperature, momentum=cfg.mil_momentum,
@@ -147,21 +154,6 @@ class IMSL(Method):
 
     def _mask_features(self, ctx: EpochContext) -> Tensor:
         """[N, D] features of the training shape maps: the dataset's masks or the silhouette estimate."""
-        cfg = self.cfg
-        have = sum(s.mask_path is not None for s in ctx.train)
-        if cfg.shape_source == "masks" and have < len(ctx.train):
-            missing = next(s.path for s in ctx.train if s.mask_path is None)
-            raise FileNotFoundError(
-                f"method_args.shape_source=masks but {len(ctx.train) - have} of {len(ctx.train)} training images "
-                f"have no mask (e.g. {missing}); set data.mask_root or use shape_source=auto|silhouette")
-        if cfg.shape_source == "auto":
-            from_image = have < len(ctx.train)
-            if from_image and not self.shape_from_image:
-                log.warning("%d of %d training images have no shape mask: SMR uses the built-in silhouette "
-                            "estimate for all of them (set data.mask_root for real masks)",
-                            len(ctx.train) - have, len(ctx.train))
-            self.shape_from_image = from_image
-            self.needs_masks = not from_image
         if self.shape_from_image:
             return ctx.extract(view=silhouette, source="image")
         return ctx.extract(source="mask")
