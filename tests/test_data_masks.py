@@ -315,3 +315,48 @@ def test_mediapipe_segments_offline():
 def test_unknown_source_is_an_error():
     with pytest.raises(MaskError, match="known"):
         make_source("oracle")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# benchmarks/mask_sources.py
+# ---------------------------------------------------------------------------------------------------------
+def test_benchmark_scores_a_perfect_source_one_and_an_empty_one_zero(generic, tmp_path, benchmark_script):
+    bench = benchmark_script("mask_sources")
+    data = GenericDataset.from_root(generic)  # make_tiny_dataset writes exact masks under masks/
+    # measure() visits the modalities in sorted order, each modality's samples in dataset order
+    visits = [s for m in sorted(data.modalities) for s in data.train if s.modality == m]
+
+    class Replay(Counting):
+        def __init__(self, masks):
+            super().__init__()
+            self.masks = iter(masks)
+
+        def __call__(self, images):
+            return [next(self.masks) for _ in images]
+
+    perfect = bench.measure(data.train, Replay([person_region(s.mask_path) for s in visits]))
+    assert all(r["mean"] == r["pooled"] == 1.0 and r["empty"] == 0.0 for r in perfect.values())
+    empty = bench.measure(data.train, Replay([np.zeros((H, W), dtype=bool) for _ in visits]))
+    assert all(r["mean"] == 0.0 and r["empty"] == 1.0 for r in empty.values())
+    page = tmp_path / "page.md"
+    page.write_text("# t\n\n<!-- iou:begin -->\nold\n<!-- iou:end -->\nkept\n")
+    bench.replace_block(page, "iou", "new")
+    assert page.read_text() == "# t\n\n<!-- iou:begin -->\nnew\n<!-- iou:end -->\nkept\n"
+
+
+def test_benchmark_deltas_pair_each_source_with_the_exact_masks_by_seed(tmp_path, benchmark_script):
+    bench = benchmark_script("mask_sources")
+
+    def fake_run(rel: str, method: str, seed: int, maps: tuple[float, float]) -> None:
+        run_dir = tmp_path / rel
+        run_dir.mkdir(parents=True)
+        results = {p: {"mAP": m} for p, m in zip(("visible-to-infrared", "infrared-to-visible"), maps)}
+        doc = {"method": method, "dataset": "synthetic", "seed": seed, "results": results, "epochs": []}
+        (run_dir / "metrics.json").write_text(json.dumps(doc))
+
+    for seed, (exact, silhouette) in enumerate([((0.30, 0.34), (0.20, 0.22)), ((0.40, 0.40), (0.41, 0.43))]):
+        fake_run(f"standard.exact/imsl/smr/seed{seed}", "imsl", seed, exact)
+        fake_run(f"standard.silhouette/imsl/smr/seed{seed}", "imsl", seed, silhouette)
+    table = bench.deltas_table(tmp_path).splitlines()
+    assert table[2] == "| standard | imsl/smr | exact | 36.0 | | |"
+    assert table[3] == "| standard | imsl/smr | silhouette | 31.5 | 0: -11.0, 1: +2.0 | -4.5 |"
