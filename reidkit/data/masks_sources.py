@@ -52,7 +52,7 @@ class SilhouetteSource:
         return {}
 
     def __call__(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
-        from reidkit_methods.imsl.smr import silhouette  # the one implementation, shared with IMSL
+        from reidkit.data.silhouette import silhouette  # the one implementation, shared with IMSL
 
         mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
