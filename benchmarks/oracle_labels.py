@@ -27,7 +27,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
@@ -38,7 +37,6 @@ MARK_WITHIN = ("oracle pseudo-labels, split by modality: the hidden training ide
 
 
 def oracle_imsl():
-    import reidkit_methods.imsl.method as imsl_module
     from reidkit_methods.imsl import IMSL
     from reidkit_methods.imsl.mmc import modality_mean_centroids
 
@@ -46,17 +44,14 @@ def oracle_imsl():
         uses_labels = True
 
         def prepare_epoch(self, ctx):
-            _, truth = np.unique(ctx.ground_truth(), return_inverse=True)
+            _, self._truth = np.unique(ctx.ground_truth(), return_inverse=True)
+            return super().prepare_epoch(ctx)
 
-            def identities(feats, modality_ids, k, **_):
-                labels = torch.as_tensor(truth, dtype=torch.int64, device=feats.device)
-                mods = torch.as_tensor(modality_ids, dtype=torch.int64, device=feats.device)
-                count = int(labels.max()) + 1
-                return labels, modality_mean_centroids(feats, labels, mods, count, int(mods.max()) + 1)[0]
-
-            # IMSL calls the module's mmc directly: no method of its own to override (yet)
-            with mock.patch.object(imsl_module, "mmc", identities):
-                return super().prepare_epoch(ctx)
+        def _cluster(self, features, modality_ids, generator):
+            labels = torch.as_tensor(self._truth, dtype=torch.int64, device=features.device)
+            mods = torch.as_tensor(modality_ids, dtype=torch.int64, device=features.device)
+            count = int(labels.max()) + 1
+            return labels, modality_mean_centroids(features, labels, mods, count, int(mods.max()) + 1)[0]
 
     return OracleIMSL
 

@@ -121,8 +121,7 @@ class IMSL(Method):
             cluster_on = feats
             if cfg.cluster_shape_weight:
                 cluster_on = F.normalize(torch.cat([feats, cfg.cluster_shape_weight * mask_feats], dim=1), dim=1)
-            labels, centroids = mmc(cluster_on, modality_ids, self.k, iterations=cfg.kmeans_iterations,
-                                    generator=ctx.generator, update=cfg.clustering)
+            labels, centroids = self._cluster(cluster_on, modality_ids, ctx.generator)
             num_clusters = int(centroids.shape[0])
             if cfg.cluster_shape_weight:
                 centroids = None  # in the joint image + shape space
@@ -151,6 +150,11 @@ class IMSL(Method):
             info["mmre_weight_min"] = float(self.sample_weight.min())
             info["mmre_weight_max"] = float(self.sample_weight.max())
         return EpochPlan(labels=labels.cpu().numpy(), sampler="per-modality", info=info)
+
+    def _cluster(self, features: Tensor, modality_ids: Tensor, generator) -> tuple[Tensor, Tensor]:
+        """MMC's [N] labels and [K, D] centroids of ``features`` (benchmarks/oracle_labels.py overrides it)."""
+        return mmc(features, modality_ids, self.k, iterations=self.cfg.kmeans_iterations, generator=generator,
+                   update=self.cfg.clustering)
 
     def _mask_features(self, ctx: EpochContext) -> Tensor:
         """[N, D] features of the training shape maps: the dataset's masks or the silhouette estimate."""
@@ -215,12 +219,7 @@ class IMSL(Method):
         with frozen_bn_stats(self.backbone, frozen=not cfg.mask_bn_stats):
             for m in order:  # one forward per modality, as the official code does for masks
                 b = batch[m]
-                if self.shape_from_image:
-                    masks = silhouette(b.images)
-                elif b.masks is None:
-                    raise ValueError(f"SMR needs masks, but the {m} batch has none (needs_masks was off?)")
-                else:
-                    masks = b.masks
+                masks = silhouette(b.images) if self.shape_from_image else b.masks  # the engine checked them
                 parts.append(self.backbone(masks, m)["feat"])
         mask_feats = F.normalize(torch.cat(parts), dim=1)
         ce = self.mask_memory(mask_feats, labels, reduction="none", label_smoothing=cfg.smr_label_smoothing)
