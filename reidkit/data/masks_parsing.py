@@ -31,9 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision.transforms.functional import to_tensor
 
 from reidkit.data.masks import MaskError
-from reidkit.data.masks_sources import to_tensor
 
 
 def first_logits(output: Any) -> Any:
@@ -113,7 +113,7 @@ class ParsingSource:
     @torch.inference_mode()
     def __call__(self, images: Sequence[Image.Image]) -> list[np.ndarray]:
         h, w = self.input_size
-        batch = torch.stack([to_tensor(img.resize((w, h), Image.BILINEAR)) for img in images]).to(self.device)
+        batch = torch.stack([to_tensor(img.convert("RGB").resize((w, h), Image.BILINEAR)) for img in images]).to(self.device)
         try:
             output = self.model(batch)
         except Exception as e:  # noqa: BLE001 - a model that cannot take the contract's input

@@ -37,7 +37,7 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 class SilhouetteSource:
-    """IMSL's built-in silhouette estimate (``reidkit_methods.imsl.smr.silhouette``; what SMR falls back to
+    """IMSL's built-in silhouette estimate (``reidkit.data.silhouette.silhouette``; what SMR falls back to
     when a dataset has no masks), run on each image at its own size.
 
     The estimate takes each row's background colour from the image's left and right borders and calls a
