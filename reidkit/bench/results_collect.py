@@ -23,7 +23,7 @@ import yaml
 from reidkit.bench.results import RunRecord, collect_runs, read_run
 from reidkit.bench.results_file import INDEX, dumps, result_of, write_if_changed
 from reidkit.bench.runner import FAILED_FILE, SUITE_INDEX
-from reidkit.config import ConfigError
+from reidkit.config import ConfigError, load_yaml
 
 DEFAULT_ROOT = Path("benchmarks") / "results"
 
@@ -64,7 +64,7 @@ def locate_suite_file(recorded: str | None, suite: str) -> str | None:
     for candidate in tails:
         if candidate.is_file():
             try:
-                name = (yaml.safe_load(candidate.read_text()) or {}).get("name", candidate.stem)
+                name = (load_yaml(candidate.read_text()) or {}).get("name", candidate.stem)
             except (yaml.YAMLError, AttributeError):
                 continue
             if name == suite:

@@ -27,6 +27,7 @@ from typing import Any
 
 from reidkit.bench.results import RunRecord, final_epoch_value
 from reidkit.config import ConfigError
+from reidkit.engine.checkpoint import atomic_write
 
 FORMAT = 1
 INDEX = "index.json"
@@ -72,10 +73,7 @@ def write_if_changed(path: Path, text: str) -> str:
     old = path.read_text() if path.is_file() else None
     if old == text:
         return "unchanged"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write(path, lambda f: f.write(text.encode()))
     return "new" if old is None else "updated"
 
 

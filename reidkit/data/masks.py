@@ -29,6 +29,7 @@ from PIL import Image
 
 from reidkit.data.datasets.base import DatasetError
 from reidkit.data.records import Sample
+from reidkit.engine.checkpoint import atomic_write, write_json
 
 MANIFEST = "masks.json"
 #: palette of the written masks: index 0 background, index 1 person
@@ -67,14 +68,7 @@ def save_mask(person: np.ndarray, path: str | Path) -> None:
     data = np.ascontiguousarray(np.asarray(person) != 0, dtype=np.uint8)
     img = Image.frombytes("P", (data.shape[1], data.shape[0]), data.tobytes())
     img.putpalette(list(PALETTE) + [0] * (768 - len(PALETTE)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        img.save(tmp, format="PNG", optimize=False, compress_level=6)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda f: img.save(f, format="PNG", optimize=False, compress_level=6), fsync=False)
 
 
 def person_region(path: str | Path) -> np.ndarray:
@@ -130,9 +124,7 @@ def update_manifest(output: Path, record: dict[str, Any], entries: dict[str, dic
     doc.update(record, layout="<image path relative to the dataset root>.png",
                format="palette PNG: 0 background, 1 person")
     doc["modalities"] = {**doc.get("modalities", {}), **entries}
-    tmp = output / f".{MANIFEST}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, output / MANIFEST)
+    write_json(output / MANIFEST, doc)
 
 
 def write_masks(samples: Sequence[Sample], root: str | Path, output: str | Path, source: Any, *,

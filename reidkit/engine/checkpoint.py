@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -16,14 +17,19 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used (corrupt, other method, incompatible version)."""
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any], *, fsync: bool = True) -> None:
+    """Call ``write`` on a binary temporary file beside ``path``, then rename it to ``path``: readers see
+    the old file or the whole new one, never a part. ``fsync`` flushes it to disk first (checkpoints,
+    run records); many small files that a rerun can remake (mask images) skip that cost."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -34,7 +40,7 @@ def _atomic_write(path: Path, write) -> None:
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` (plus the format version) to ``path`` via a temporary file and a rename."""
     state = {"format_version": FORMAT_VERSION, **state}
-    _atomic_write(Path(path), lambda f: torch.save(state, f))
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | Path, *, method: str | None = None) -> dict[str, Any]:
@@ -59,4 +65,4 @@ def load_checkpoint(path: str | Path, *, method: str | None = None) -> dict[str,
 def write_json(path: str | Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON."""
     payload = (json.dumps(data, indent=2, sort_keys=False) + "\n").encode()
-    _atomic_write(Path(path), lambda f: f.write(payload))
+    atomic_write(path, lambda f: f.write(payload))

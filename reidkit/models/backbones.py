@@ -26,7 +26,7 @@ import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -83,6 +83,21 @@ def _check_modalities(modalities: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
+def set_stem_options(module: nn.Module, spec: Any, modalities: Sequence[str], *, stems: str, stem_batch: str,
+                     channels_last: bool) -> None:
+    """Check and set what every staged backbone shares: ``spec``, ``modalities``, ``stem_mode`` (shared or
+    one stem per modality), ``stem_batch`` and ``channels_last`` (ReIDBackbone and models.staged's)."""
+    if stems not in STEM_MODES:
+        raise ValueError(f"stems must be one of {STEM_MODES}, got {stems!r}")
+    if stem_batch not in STEM_BATCHES:
+        raise ValueError(f"stem_batch must be one of {STEM_BATCHES}, got {stem_batch!r}")
+    module.spec = spec
+    module.modalities = _check_modalities(modalities)
+    module.stem_mode = stems
+    module.stem_batch = stem_batch
+    module.channels_last = bool(channels_last)
+
+
 class ReIDBackbone(nn.Module):
     """ResNet with modality stems, a shared trunk, pooling and a BN-neck.
 
@@ -98,17 +113,9 @@ class ReIDBackbone(nn.Module):
                  gem_p: float = 3.0, last_stride: int = 1, stems: str = "shared", stem_batch: str = "joint",
                  bnneck: bool = True, channels_last: bool = False) -> None:
         super().__init__()
-        if stems not in STEM_MODES:
-            raise ValueError(f"stems must be one of {STEM_MODES}, got {stems!r}")
-        if stem_batch not in STEM_BATCHES:
-            raise ValueError(f"stem_batch must be one of {STEM_BATCHES}, got {stem_batch!r}")
         if last_stride not in (1, 2):
             raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
-        self.spec = spec
-        self.modalities = _check_modalities(modalities)
-        self.stem_mode = stems
-        self.stem_batch = stem_batch
-        self.channels_last = bool(channels_last)
+        set_stem_options(self, spec, modalities, stems=stems, stem_batch=stem_batch, channels_last=channels_last)
         self.feat_dim = spec.feat_dim
         keys = (_SHARED_KEY,) if stems == "shared" else self.modalities
         self.stems = nn.ModuleDict({key: _make_stem(spec.stem_width) for key in keys})

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from reidkit.models.backbones import STEM_BATCHES, STEM_MODES, ReIDBackbone, _check_modalities
+from reidkit.models.backbones import ReIDBackbone, set_stem_options
 
 SHARED_STEM = "shared"  # the key of the one stem when stems are shared (ReIDBackbone's convention)
 
@@ -42,15 +42,7 @@ class StagedBackbone(nn.Module):
     def __init__(self, spec: BackboneSpec, modalities: Sequence[str], *, stems: str = "shared",
                  stem_batch: str = "joint", channels_last: bool = False) -> None:
         super().__init__()
-        if stems not in STEM_MODES:
-            raise ValueError(f"stems must be one of {STEM_MODES}, got {stems!r}")
-        if stem_batch not in STEM_BATCHES:
-            raise ValueError(f"stem_batch must be one of {STEM_BATCHES}, got {stem_batch!r}")
-        self.spec = spec
-        self.modalities = _check_modalities(modalities)
-        self.stem_mode = stems
-        self.stem_batch = stem_batch
-        self.channels_last = bool(channels_last)
+        set_stem_options(self, spec, modalities, stems=stems, stem_batch=stem_batch, channels_last=channels_last)
 
     def stem_keys(self) -> tuple[str, ...]:
         """The keys of ``stems``: ``("shared",)`` or the modality names."""
