@@ -243,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", action="append", help="export only this modality (repeatable)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("list", help="installed methods, datasets or backbones")
-    p.add_argument("what", choices=("methods", "datasets", "backbones"))
+    p = sub.add_parser("list", help="installed methods, datasets, backbones, exclusion rules or samplers")
+    p.add_argument("what", choices=("methods", "datasets", "backbones", "exclusions", "samplers"))
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("config", help="print the resolved default config of a method as YAML")

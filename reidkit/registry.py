@@ -1,6 +1,9 @@
 """Lazy plugin registries read from package metadata (entry points).
 
-Three groups: ``reidkit.methods``, ``reidkit.datasets``, ``reidkit.backbones``. Built-in plugins register
+Five groups: ``reidkit.methods``, ``reidkit.datasets``, ``reidkit.backbones``, and the two a dataset or a
+method names in code rather than a user in a config: ``reidkit.exclusions`` (gallery exclusion rules, named
+by ``Protocol.exclusion``) and ``reidkit.samplers`` (P x K batch samplers, named by ``EpochPlan.sampler``).
+Built-in plugins register
 through the same entry points as third-party ones, so nothing is registered by import side effect and
 nothing is imported until it is used. A name registered by two distributions raises
 :class:`RegistryError` naming both; a plugin that fails to import is reported as broken (``reidkit list``)
@@ -49,7 +52,7 @@ class Registry:
 
     def __init__(self, group: str, kind: str) -> None:
         self.group = group
-        self.kind = kind  # "method", "dataset", "backbone": used in messages
+        self.kind = kind  # "method", "dataset", "backbone", ...: used in messages
         self._entries: dict[str, Entry] | None = None
         self._loaded: dict[str, Any] = {}
         self._errors: dict[str, str] = {}
@@ -153,5 +156,10 @@ class Registry:
 METHODS = Registry("reidkit.methods", "method")
 DATASETS = Registry("reidkit.datasets", "dataset")
 BACKBONES = Registry("reidkit.backbones", "backbone")
+#: ``rule(query, gallery) -> bool [Q, G]`` (reidkit.evaluation.protocols)
+EXCLUSIONS = Registry("reidkit.exclusions", "exclusion rule")
+#: P x K sampler classes (reidkit.data.samplers.PKSampler)
+SAMPLERS = Registry("reidkit.samplers", "sampler")
 
-REGISTRIES = {"methods": METHODS, "datasets": DATASETS, "backbones": BACKBONES}
+REGISTRIES = {"methods": METHODS, "datasets": DATASETS, "backbones": BACKBONES, "exclusions": EXCLUSIONS,
+              "samplers": SAMPLERS}

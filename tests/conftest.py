@@ -63,3 +63,19 @@ def with_example(example_method, monkeypatch):
     monkeypatch.setattr(registry.METHODS, "_entries", entries)
     monkeypatch.setattr(registry.METHODS, "_loaded", {})
     return example_method
+
+
+@pytest.fixture
+def register_plugin(monkeypatch):
+    """``register_plugin(registry, name, obj)``: ``obj`` registered in-process under ``name``, as if a
+    plugin package had declared it in its entry points; undone after the test."""
+    from reidkit.registry import Entry
+
+    def register(registry, name: str, obj):
+        entries = dict(registry._discover())
+        entries[name] = Entry(name, f"test_plugin:{name}", "a test plugin", lambda: obj)
+        monkeypatch.setattr(registry, "_entries", entries)
+        monkeypatch.setattr(registry, "_loaded", {})
+        return obj
+
+    return register

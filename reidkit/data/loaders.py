@@ -14,10 +14,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from reidkit.data.image_dataset import ImageDataset
 from reidkit.data.records import Sample
-from reidkit.data.samplers import AlignedPKSampler, PerModalityPKSampler
 from reidkit.method import EpochPlan, ModalBatch
-
-SAMPLERS = {"per-modality": PerModalityPKSampler, "aligned": AlignedPKSampler}
+from reidkit.registry import SAMPLERS
 
 
 class _ByModality(Dataset):
@@ -92,7 +90,8 @@ def build_train_loader(
     """The loader of one epoch: ``iterations`` steps of ``{modality: ModalBatch}``.
 
     Args:
-        train: the training samples; ``plan.labels`` [N] gives their labels (-1 = not drawn).
+        train: the training samples; ``plan.labels`` [N] gives their labels (-1 = not drawn) and
+            ``plan.sampler`` names the registered sampler (``reidkit.samplers`` entry points).
         views: per modality, the transforms producing each view.
         seed: seeds the sampler; worker RNGs follow torch's global RNG (seeded per epoch by the engine).
     """
@@ -100,7 +99,7 @@ def build_train_loader(
         raise ValueError(f"EpochPlan.labels has {len(plan.labels)} entries for {len(train)} training samples")
     index = {m: i for i, m in enumerate(modalities)}
     modality_ids = np.fromiter((index[s.modality] for s in train), dtype=np.int64, count=len(train))
-    sampler = SAMPLERS[plan.sampler](
+    sampler = SAMPLERS.get(plan.sampler)(
         plan.labels, modality_ids, list(modalities), batch_size=batch_size, instances=instances,
         iterations=iterations, seed=seed, rank=rank, world_size=world_size,
     )

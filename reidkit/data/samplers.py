@@ -13,6 +13,11 @@ replacement when enough exist (otherwise every label once, then repeats); instan
 when the label has at least K samples in the modality. Steps depend only on ``(seed, epoch)`` through a
 ``numpy.random.Generator``. With ``world_size > 1`` every rank draws the same global step and keeps its own
 contiguous share of the P labels, so the ranks' batches together equal the single-process batch.
+
+Samplers are registered under the ``reidkit.samplers`` entry points (setup.cfg) and named by
+``EpochPlan.sampler``; a plugin adds one by subclassing :class:`PKSampler` (it implements ``_step``) and
+registering the class. The loader builds it as ``cls(labels, modality_ids, modalities, *, batch_size,
+instances, iterations, seed, rank, world_size)``, calls ``set_epoch`` and iterates ``len(sampler)`` steps.
 """
 from __future__ import annotations
 
@@ -53,8 +58,12 @@ def _group_by_label(labels: np.ndarray, modality_ids: np.ndarray, modality_id: i
     return {int(k): part for k, part in zip(keys, np.split(idx, starts[1:]))}
 
 
-class _PKSampler:
-    """Shared machinery: validation, per-modality label groups, epoch seeding, rank shares."""
+class PKSampler:
+    """The base of every sampler: validation, per-modality label groups, epoch seeding, rank shares.
+
+    A subclass implements ``_step(rng) -> {modality: int64 indices}`` (one step, this rank's share), drawing
+    only from ``rng`` so that steps depend on ``(seed, epoch)`` alone.
+    """
 
     def __init__(self, labels: np.ndarray, modality_ids: np.ndarray, modalities: Sequence[str], *,
                  batch_size: int, instances: int, iterations: int, seed: int, rank: int = 0,
@@ -111,7 +120,7 @@ class _PKSampler:
             yield self._step(rng)
 
 
-class PerModalityPKSampler(_PKSampler):
+class PerModalityPKSampler(PKSampler):
     """Independent P x K draws per modality: P = ``batch_size // instances`` labels present in that modality.
 
     Args:
@@ -134,7 +143,7 @@ class PerModalityPKSampler(_PKSampler):
         return step
 
 
-class AlignedPKSampler(_PKSampler):
+class AlignedPKSampler(PKSampler):
     """The same P identities in every modality, K instances per modality each.
 
     Only labels with samples in every modality are drawn; same arguments as :class:`PerModalityPKSampler`.

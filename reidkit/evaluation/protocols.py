@@ -1,6 +1,8 @@
 """Protocol rules: which gallery entries a query skips, and how a trial's gallery is sampled.
 
-Exclusion rules (``Protocol.exclusion``), as boolean [Q, G] masks for ``rank_metrics(ignore=...)``:
+Exclusion rules (``Protocol.exclusion``), as boolean [Q, G] masks for ``rank_metrics(ignore=...)``. Each
+is a function ``rule(query, gallery) -> bool [Q, G]`` registered under the ``reidkit.exclusions`` entry
+points (setup.cfg), so a dataset plugin adds its own rule without editing reidkit. The built-in ones:
 
 - ``none``: nothing is skipped (RegDB, RGBNT201 by default).
 - ``same-id-same-camera``: the Market-1501 rule; a query skips gallery images of its own identity taken
@@ -48,26 +50,52 @@ def _cameras(samples: Sequence[Sample]) -> np.ndarray:
     return np.fromiter((s.camera for s in samples), dtype=np.int64, count=len(samples))
 
 
+def exclude_nothing(query: Sequence[Sample], gallery: Sequence[Sample]) -> np.ndarray:
+    """``none``: no gallery entry is skipped."""
+    return np.zeros((len(query), len(gallery)), dtype=bool)
+
+
+def same_id_same_camera(query: Sequence[Sample], gallery: Sequence[Sample]) -> np.ndarray:
+    """``same-id-same-camera``: the Market-1501 rule (module docstring)."""
+    same_id = _ids(query)[:, None] == _ids(gallery)[None, :]
+    return same_id & (_cameras(query)[:, None] == _cameras(gallery)[None, :])
+
+
+def sysu_location(query: Sequence[Sample], gallery: Sequence[Sample]) -> np.ndarray:
+    """``sysu-location``: a query skips every gallery image from its own location (module docstring)."""
+    to_location = np.vectorize(lambda c: SYSU_LOCATION.get(int(c), int(c)), otypes=[np.int64])
+    q_loc = to_location(_cameras(query)) if len(query) else np.zeros(0, np.int64)
+    g_loc = to_location(_cameras(gallery)) if len(gallery) else np.zeros(0, np.int64)
+    return q_loc[:, None] == g_loc[None, :]
+
+
+def aligned_twin(query: Sequence[Sample], gallery: Sequence[Sample]) -> np.ndarray:
+    """``aligned-twin``: a query skips the captures taken at the same moment as itself (module docstring)."""
+    keys: dict[tuple[int, str], int] = {}
+    q_key = np.array([keys.setdefault((s.person_id, capture_key(s)), len(keys)) for s in query], np.int64)
+    g_key = np.array([keys.get((s.person_id, capture_key(s)), -1) for s in gallery], np.int64)
+    return (q_key.reshape(-1, 1) == g_key.reshape(1, -1)) & (g_key.reshape(1, -1) >= 0)
+
+
+def check_exclusion(rule: str) -> None:
+    """Raise ``ValueError`` unless ``rule`` names a registered exclusion rule."""
+    from reidkit.registry import EXCLUSIONS
+
+    if rule not in EXCLUSIONS.names():
+        raise ValueError(f"unknown exclusion rule {rule!r}; known: {', '.join(EXCLUSIONS.names())} "
+                         "(a plugin adds one under the reidkit.exclusions entry points)")
+
+
 def ignore_mask(rule: str, query: Sequence[Sample], gallery: Sequence[Sample]) -> np.ndarray:
-    """Boolean [Q, G]: True where query i must skip gallery entry j under ``rule`` (module docstring)."""
-    shape = (len(query), len(gallery))
-    if rule == "none":
-        return np.zeros(shape, dtype=bool)
-    if rule == "same-id-same-camera":
-        same_id = _ids(query)[:, None] == _ids(gallery)[None, :]
-        return same_id & (_cameras(query)[:, None] == _cameras(gallery)[None, :])
-    if rule == "sysu-location":
-        to_location = np.vectorize(lambda c: SYSU_LOCATION.get(int(c), int(c)), otypes=[np.int64])
-        q_loc = to_location(_cameras(query)) if len(query) else np.zeros(0, np.int64)
-        g_loc = to_location(_cameras(gallery)) if len(gallery) else np.zeros(0, np.int64)
-        return q_loc[:, None] == g_loc[None, :]
-    if rule == "aligned-twin":
-        keys: dict[tuple[int, str], int] = {}
-        q_key = np.array([keys.setdefault((s.person_id, capture_key(s)), len(keys)) for s in query], np.int64)
-        g_key = np.array([keys.get((s.person_id, capture_key(s)), -1) for s in gallery], np.int64)
-        return (q_key.reshape(-1, 1) == g_key.reshape(1, -1)) & (g_key.reshape(1, -1) >= 0)
-    raise ValueError(f"unknown exclusion rule {rule!r}; known: none, same-id-same-camera, sysu-location, "
-                     "aligned-twin")
+    """Boolean [Q, G]: True where query i must skip gallery entry j under the registered ``rule``."""
+    from reidkit.registry import EXCLUSIONS
+
+    check_exclusion(rule)
+    mask = np.asarray(EXCLUSIONS.get(rule)(query, gallery), dtype=bool)
+    if mask.shape != (len(query), len(gallery)):
+        raise ValueError(f"exclusion rule {rule!r} returned shape {mask.shape} for {len(query)} queries and "
+                         f"{len(gallery)} gallery entries")
+    return mask
 
 
 def seeded_gallery(groups: Sequence[Sequence[int]], trial: int, shots: int = 1) -> np.ndarray:
