@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/imsl_ladder.py intra runs/imsl-ladder     # intra-modality diagnostic
     .venv/bin/python benchmarks/imsl_ladder.py silhouette standard --write benchmarks/imsl.md
     .venv/bin/python benchmarks/imsl_ladder.py tables runs/imsl-ladder    # print the tables
-    .venv/bin/python benchmarks/imsl_ladder.py tables runs/imsl-ladder --write benchmarks/imsl.md
+    .venv/bin/python benchmarks/imsl_ladder.py tables runs/imsl-ladder --write docs/notes/imsl-record.md
 
 ``silhouette`` scores SMR's built-in shape estimate (``reidkit_methods.imsl.smr.silhouette``) against the
 synthetic part masks (foreground = any part): IoU per modality on 200 training images each.
