@@ -153,73 +153,109 @@ def check_suite(suite: Suite) -> list[tuple[Job, str | None]]:
 
 
 def run_suite(suite: Suite, out: str | Path, *, device: str | None = None, console=None,
-              run_fn: RunFn = run_job, only: Sequence[str] = ()) -> list[dict[str, Any]]:
+              run_fn: RunFn = run_job, only: Sequence[str] = (), jobs: int = 1) -> list[dict[str, Any]]:
     """Run every job of ``suite`` not finished in ``out``; returns the index entries of the selected jobs.
 
     ``only``: substrings of run ids to restrict the suite to. ``console``: a rich Console for the
     overall progress bar (none shown without it). ``run_fn(job, run_dir, device=, callbacks=)`` runs one
     job (tests replace it). A failing run gets ``failed.json`` and the suite continues; a run stopped by
-    Ctrl-C stops the suite (run it again to continue).
+    Ctrl-C stops the suite (run it again to continue). ``jobs`` > 1 runs that many at once, each in a process
+    of its own (:mod:`reidkit.bench.parallel`; ``run_fn`` must then be picklable).
     """
-    from reidkit.engine.checkpoint import write_json
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     index = SuiteIndex(out, suite)
     index.write()
-    jobs = [j for j in suite.jobs if not only or any(s in j.id for s in only)]
-    if only and not jobs:
+    selected = [j for j in suite.jobs if not only or any(s in j.id for s in only)]
+    if only and not selected:
         raise ConfigError(f"--only {' '.join(only)}: no run of suite '{suite.name}' matches")
-    progress = _SuiteProgress(console, total=len(jobs))
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    book = Bookkeeper(out, index, _SuiteProgress(console, total=len(selected), parallel=jobs > 1))
     try:
-        for job in jobs:
-            run_dir = out / job.id
-            status = run_status(run_dir)
-            if status in ("done", "busy"):
-                log.info("%s: %s", job.id, "finished earlier, skipped" if status == "done" else
-                         f"another process (pid {_live_lock(run_dir)}) is running it, skipped")
-                index.update(job.id, status=status)
-                progress.advance(job.id, status)
-                continue
-            (run_dir / FAILED_FILE).unlink(missing_ok=True)
-            progress.start_run(job.id)
-            index.update(job.id, status="running", started=_now())
-            t0 = time.perf_counter()
-            try:
-                doc = run_fn(job, run_dir, device=device, callbacks=progress.callbacks())
-            except Exception as e:  # a failed run must not stop the suite
-                error = _first_line(e)
-                log.warning("%s failed: %s", job.id, error)
-                run_dir.mkdir(parents=True, exist_ok=True)
-                write_json(run_dir / FAILED_FILE, {
-                    "id": job.id, "method": job.method, "dataset": job.dataset, "variant": job.variant,
-                    "seed": job.seed, "trial": job.trial, "error": error, "traceback": traceback.format_exc(),
-                    "elapsed_s": time.perf_counter() - t0, "time": _now()})
-                index.update(job.id, status="failed", error=error, finished=_now())
-                progress.advance(job.id, "failed")
-                continue
-            if doc.get("stopped_early"):
-                index.update(job.id, status="pending")
-                log.warning("%s stopped by request; run the suite again to continue it", job.id)
-                break
-            index.update(job.id, status="done", wall_time_s=doc.get("wall_time_s"), finished=_now())
-            progress.advance(job.id, "done")
+        if jobs > 1:
+            from reidkit.bench.parallel import run_parallel
+
+            run_parallel(selected, book, run_fn=run_fn, device=device, jobs=jobs)
+        else:
+            for job in selected:
+                if not book.begin(job):
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    doc = run_fn(job, out / job.id, device=device, callbacks=book.progress.callbacks())
+                except Exception as e:  # a failed run must not stop the suite
+                    book.failed(job, _first_line(e), traceback.format_exc(), time.perf_counter() - t0)
+                    continue
+                if not book.done(job, doc):
+                    break
     except BaseException:
-        for entry in index.doc["runs"]:
-            if entry["status"] == "running":
-                entry["status"] = run_status(out / entry["dir"])
-        index.write()
+        book.interrupted()
         raise
     finally:
-        progress.stop()
-    return [index.entries[j.id] for j in jobs]
+        book.progress.stop()
+    return [index.entries[j.id] for j in selected]
+
+
+class Bookkeeper:
+    """What a suite records around each run, whether runs go one at a time or several at once: the index
+    entry's status and times, ``failed.json``, and the progress display."""
+
+    def __init__(self, out: Path, index: SuiteIndex, progress: _SuiteProgress) -> None:
+        self.out, self.index, self.progress = out, index, progress
+
+    def begin(self, job: Job) -> bool:
+        """Whether ``job`` is to run now (not finished, not held by another process); marks it running."""
+        run_dir = self.out / job.id
+        status = run_status(run_dir)
+        if status in ("done", "busy"):
+            log.info("%s: %s", job.id, "finished earlier, skipped" if status == "done" else
+                     f"another process (pid {_live_lock(run_dir)}) is running it, skipped")
+            self.index.update(job.id, status=status)
+            self.progress.advance(job.id, status)
+            return False
+        (run_dir / FAILED_FILE).unlink(missing_ok=True)
+        self.progress.start_run(job.id)
+        self.index.update(job.id, status="running", started=_now())
+        return True
+
+    def failed(self, job: Job, error: str, trace: str, elapsed_s: float) -> None:
+        from reidkit.engine.checkpoint import write_json
+
+        log.warning("%s failed: %s", job.id, error)
+        run_dir = self.out / job.id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / FAILED_FILE, {
+            "id": job.id, "method": job.method, "dataset": job.dataset, "variant": job.variant,
+            "seed": job.seed, "trial": job.trial, "error": error, "traceback": trace,
+            "elapsed_s": elapsed_s, "time": _now()})
+        self.index.update(job.id, status="failed", error=error, finished=_now())
+        self.progress.advance(job.id, "failed")
+
+    def done(self, job: Job, doc: dict[str, Any]) -> bool:
+        """Record a returned run; False when it was stopped by request (the suite should stop too)."""
+        if doc.get("stopped_early"):
+            self.index.update(job.id, status="pending")
+            log.warning("%s stopped by request; run the suite again to continue it", job.id)
+            return False
+        self.index.update(job.id, status="done", wall_time_s=doc.get("wall_time_s"), finished=_now())
+        self.progress.advance(job.id, "done")
+        return True
+
+    def interrupted(self) -> None:
+        """After an exception or Ctrl-C: runs still marked running get their status from their folders."""
+        for entry in self.index.doc["runs"]:
+            if entry["status"] == "running":
+                entry["status"] = run_status(self.out / entry["dir"])
+        self.index.write()
 
 
 class _SuiteProgress:
     """An overall bar (runs) and a bar for the current run's epochs on a rich Console."""
 
-    def __init__(self, console, total: int) -> None:
+    def __init__(self, console, total: int, *, parallel: bool = False) -> None:
         self.progress = None
+        self.parallel = parallel  # runs at once: no per-run bars, one line per run started and ended
         if console is None:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -233,13 +269,16 @@ class _SuiteProgress:
     def start_run(self, job_id: str) -> None:
         if self.progress is None:
             return
+        if self.parallel:
+            self.progress.console.print(f"{'started':>7}  {job_id}")
+            return
         if self.current is not None:
             self.progress.remove_task(self.current)
         self.current = self.progress.add_task(job_id, total=None, info="starting")
         self.progress.update(self.suite, info=job_id)
 
     def callbacks(self) -> list[Any]:
-        return [] if self.progress is None else [_EpochBar(self.progress, self.current)]
+        return [] if self.progress is None or self.parallel else [_EpochBar(self.progress, self.current)]
 
     def advance(self, job_id: str, status: str) -> None:
         if self.progress is None:
