@@ -79,9 +79,9 @@ def _method_from_args(args: argparse.Namespace) -> str:
     if args.method:
         return args.method
     if args.config:
-        from reidkit.config import read_yaml
+        from reidkit.config_files import read_config
 
-        method = read_yaml(args.config).get("method")
+        method = read_config(args.config).get("method")  # the file's or one of its _base_ files'
         if method:
             return str(method)
     from reidkit.config import ConfigError
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def config_args(p: argparse.ArgumentParser, method_required: bool = False) -> None:
         p.add_argument("--method", required=method_required, help="registered method name")
-        p.add_argument("--config", help="YAML config file")
+        p.add_argument("--config", help="YAML config file (it may build on others with _base_: docs/configs.md)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
 
     p = sub.add_parser("run", help="train and evaluate (synthetic dataset unless one is configured)")

@@ -1,10 +1,11 @@
 """Run configuration: YAML -> frozen dataclasses, strictly.
 
 Order of precedence (later wins): the defaults in this module, the method's ``run_defaults``, the YAML
-file, then ``--set a.b=value`` overrides (values parsed as YAML). Unknown keys fail with their path and a
-"did you mean" suggestion; wrong types fail with the expected and the given type; ``option(...)``
-metadata adds choices and range checks. ``method_args`` is validated in a second phase against the
-chosen method's own ``Config`` dataclass. No inheritance, interpolation or ``type=`` strings.
+file (its ``_base_`` files first, :mod:`reidkit.config_files`), then ``--set a.b=value`` overrides (values
+parsed as YAML). Unknown keys fail with their path and a "did you mean" suggestion; wrong types fail with
+the expected and the given type; ``option(...)`` metadata adds choices and range checks. ``method_args``
+is validated in a second phase against the chosen method's own ``Config`` dataclass. No interpolation or
+``type=`` strings.
 """
 from __future__ import annotations
 
@@ -368,7 +369,9 @@ def resolve(method: str | None = None, *, config_file: str | Path | None = None,
     if method_defaults:
         data = deep_merge(data, method_defaults)
     if config_file is not None:
-        data = deep_merge(data, read_yaml(config_file))
+        from reidkit.config_files import read_config  # it builds on this module's reader and merge
+
+        data = deep_merge(data, read_config(config_file))
     for text in overrides:
         data = deep_merge(data, parse_override(text))
     if method:
