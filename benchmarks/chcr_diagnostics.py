@@ -97,8 +97,8 @@ def main() -> None:
     ctx = Trainer(method, dataset, cfg, device=device).epoch_context(0)
     truth = np.array([s.person_id for s in dataset.train], dtype=np.int64)
     modality = ctx.modality_ids
-    visible = modality == dataset.modalities.index("visible")
-    second = 1 - dataset.modalities.index("visible")
+    visible = modality == dataset.modalities.index(dataset.colour_modality)
+    second = 1 - dataset.modalities.index(dataset.colour_modality)
     st = method.prepare_epoch(ctx).details
     report = {"level1": ari_stats(st["level1"], truth),
               "hierarchy": {**ari_stats(st["hierarchy"], truth),

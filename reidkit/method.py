@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from reidkit.config import ConfigError
+from reidkit.data.roles import check_roles, colour_modality, infer_roles
 
 if TYPE_CHECKING:  # pragma: no cover
     from reidkit.config import ModelConfig
@@ -84,8 +85,9 @@ class EpochPlan:
     Attributes:
         labels: [N] int64, one label per training sample (``EpochContext.train`` order); -1 excludes a
             sample from this epoch (outlier, refined away).
-        sampler: ``"per-modality"`` (independent P x K loaders per modality, IMSL/ADCA style) or
-            ``"aligned"`` (the same P identities in every modality, AGW style).
+        sampler: a sampler registered under the ``reidkit.samplers`` entry points: built in are
+            ``"per-modality"`` (independent P x K loaders per modality, IMSL/ADCA style) and ``"aligned"``
+            (the same P identities in every modality, AGW style); a plugin may add its own.
         info: scalars to log for this epoch (cluster counts, drop rates, timings). Keys are free-form.
         iterations: steps this epoch; None takes ``optim.iterations`` from the config.
         details: what ``prepare_epoch`` found on the way, for callbacks (``on_plan``) and diagnostics, e.g.
@@ -102,8 +104,11 @@ class EpochPlan:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if self.labels.ndim != 1:
             raise ValueError(f"EpochPlan.labels must be 1-D, got shape {self.labels.shape}")
-        if self.sampler not in ("per-modality", "aligned"):
-            raise ValueError(f"EpochPlan.sampler must be 'per-modality' or 'aligned', got {self.sampler!r}")
+        from reidkit.registry import SAMPLERS
+
+        if self.sampler not in SAMPLERS.names():
+            raise ValueError(f"EpochPlan.sampler must be a registered sampler ({', '.join(SAMPLERS.names())}), "
+                             f"got {self.sampler!r}")
 
 
 @dataclass
@@ -121,6 +126,9 @@ class BuildContext:
         build_backbone: builds the configured backbone; keyword overrides replace config fields.
         num_train_masks: how many training images have a shape mask (a method that reads masks needs all
             ``num_train``); lets a method choose its inputs when it is built.
+        roles: ``{modality: role}`` as the dataset declares them (``colour``, ``infrared``, ``other``;
+            ``reidkit.data.roles``); empty = inferred from the modality names. Ask for
+            :attr:`colour_modality` rather than for the name ``visible``.
     """
 
     modalities: tuple[str, ...]
@@ -132,6 +140,15 @@ class BuildContext:
     build_backbone: Callable[..., torch.nn.Module]
     seed: int = 0
     num_train_masks: int = 0
+    roles: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.roles = check_roles(self.roles or infer_roles(self.modalities), self.modalities, "BuildContext")
+
+    @property
+    def colour_modality(self) -> str | None:
+        """The modality that carries colour (role ``colour``), or None when the dataset has none."""
+        return colour_modality(self.roles)
 
 
 class EpochContext:

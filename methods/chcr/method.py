@@ -39,7 +39,6 @@ from .refinement import refine_labels
 
 log = logging.getLogger(__name__)
 
-VISIBLE = "visible"
 CHANNELS = ("red", "green", "blue")
 
 
@@ -66,11 +65,15 @@ class CHCR(Method):
     def __init__(self, cfg: CHCRConfig, build: BuildContext) -> None:
         super().__init__(cfg, build)
         modalities = tuple(build.modalities)
-        if len(modalities) != 2 or VISIBLE not in modalities:
+        colour = build.colour_modality
+        if len(modalities) != 2 or colour is None:
+            roles = ", ".join(f"{m}: {r}" for m, r in build.roles.items())
             raise ConfigError(f"chcr is a visible-infrared method: it needs two modalities, one of them "
-                              f"'visible'; this dataset has {list(modalities)}")
-        self.visible = VISIBLE
-        self.other = next(m for m in modalities if m != VISIBLE)
+                              f"carrying colour (role 'colour'); this dataset has {roles}. A generic folder "
+                              "names its colour modality with dataset_args.colour_modality")
+        #: the modality that carries colour, whatever the dataset calls it (BuildContext.colour_modality)
+        self.visible = colour
+        self.other = next(m for m in modalities if m != colour)
         self.backbone = build.build_backbone()
         dim = self.backbone.feat_dim
         # per-epoch state, rebuilt in prepare_epoch (non-persistent: the next epoch re-clusters anyway)

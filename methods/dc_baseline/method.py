@@ -109,9 +109,10 @@ class DCBaseline(Method):
         return loss
 
     def train_transforms(self, modality: str) -> list[Callable] | None:
-        """The standard pipeline; visible images with ``channel_exchange_p`` > 0 also get random channels."""
+        """The standard pipeline; visible images (the modality whose role is colour) with
+        ``channel_exchange_p`` > 0 also get random channels."""
         p = self.cfg.channel_exchange_p
-        if p == 0 or modality != "visible":
+        if p == 0 or modality != self.build.colour_modality:
             return None
         from torchvision.transforms import RandomApply
 

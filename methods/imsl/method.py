@@ -233,13 +233,15 @@ class IMSL(Method):
         """One view per image; ``augment_order`` (config.py) sets the order and the erasing draw.
 
         official: the pipelines of the official ``train.py`` (github.com/zqpang/IMSL): random erasing
-        with the official draw on every modality, then ChannelExchange(gray=2) on visible images.
+        with the official draw on every modality, then ChannelExchange(gray=2) on visible images (the
+        modality whose role is colour, ``BuildContext.colour_modality``).
         exchange-first: ChannelExchange(gray=2) before torchvision's erasing on visible images, the
         standard pipeline on the others.
         """
         from reidkit.data.transforms import ChannelExchange, train_transform
 
-        exchange = [ChannelExchange(gray=2)] if self.cfg.channel_exchange and modality == "visible" else []
+        colour = modality == self.build.colour_modality
+        exchange = [ChannelExchange(gray=2)] if self.cfg.channel_exchange and colour else []
         if self.cfg.augment_order == "exchange-first":
             return [train_transform(self.build.image_size, extra=exchange)] if exchange else None
         return [train_transform(self.build.image_size, after=exchange, erasing="uniform")]

@@ -86,7 +86,8 @@ def build_method_from(cls: type[Method], cfg: RunConfig, dataset: ReIDDataset, d
                          num_train_ids=dataset.num_train_ids, device=device,
                          image_size=(cfg.data.height, cfg.data.width), model=cfg.model,
                          build_backbone=build_backbone, seed=cfg.seed,
-                         num_train_masks=sum(s.mask_path is not None for s in dataset.train))
+                         num_train_masks=sum(s.mask_path is not None for s in dataset.train),
+                         roles=dataset.roles)
     torch.manual_seed(cfg.seed)
     method = cls(cfg.method_args, build)
     if cfg.model.channels_last:
