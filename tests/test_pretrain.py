@@ -301,8 +301,6 @@ def test_every_synthetic_default_starts_from_the_shipped_init():
     """`reidkit run --method M` and the shipped synthetic configs start from synthetic-pretrained."""
     from pathlib import Path
 
-    import yaml
-
     from reidkit.engine.run import resolve_run_config
 
     for method in ("chcr", "imsl", "dc-baseline"):
@@ -310,7 +308,8 @@ def test_every_synthetic_default_starts_from_the_shipped_init():
     configs = sorted((Path(__file__).parents[1] / "configs").glob("*/synthetic*.yaml"))
     assert len(configs) >= 5
     for path in configs:
-        assert yaml.safe_load(path.read_text())["model"]["weights"] == "synthetic-pretrained", path
+        cfg = resolve_run_config(path.parent.name, config_file=path)
+        assert cfg.model.weights == "synthetic-pretrained", path
 
 
 def test_output_may_be_a_folder(tmp_path, tiny_data):
