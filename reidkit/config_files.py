@@ -12,7 +12,8 @@ The rule, the only one (no interpolation, no deletion, no ``type=`` strings):
 - bases are read first, in the order listed, each one resolved the same way (a base may have bases);
 - mappings merge key by key at every depth, later wins: a later base over an earlier one, the file's own
   keys over all of its bases; any other value (a list, a number, ``null``) replaces the earlier one whole;
-- a file that reaches itself through its bases is an error that names the chain.
+- a file that reaches itself through its bases is an error that names the chain; so is an empty key
+  (``data:`` with nothing below it) over a mapping that a base gives, which would drop that mapping.
 
 What comes out is one plain mapping without ``_base_``, which :func:`reidkit.config.resolve` merges over the
 code defaults and the method's ``run_defaults``, before the ``--set`` overrides. The run's ``config.yaml``
@@ -69,4 +70,17 @@ def _compose(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     for base in _bases(path, data):
         merged = deep_merge(merged, _compose(base, chain))
     own = {k: v for k, v in data.items() if k != BASE_KEY}
+    _check_no_empty_sections(own, merged, path, "")
     return deep_merge(merged, own)
+
+
+def _check_no_empty_sections(own: dict[str, Any], merged: dict[str, Any], path: Path, where: str) -> None:
+    """An empty key (``data:`` with nothing below it is ``null``) would wipe a base's whole mapping: refuse."""
+    for key, value in own.items():
+        name = f"{where}.{key}" if where else str(key)
+        below = merged.get(key)
+        if value is None and isinstance(below, dict):
+            raise ConfigError(f"{_shown(path)}: '{name}' is empty, which would drop the mapping its {BASE_KEY} "
+                              f"files give it; remove the key or give it values")
+        if isinstance(value, dict) and isinstance(below, dict):
+            _check_no_empty_sections(value, below, path, name)

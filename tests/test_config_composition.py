@@ -110,6 +110,14 @@ def test_bad_bases_name_the_file(tmp_path, value, message):
         read_config(_write(tmp_path, "child.yaml", f"_base_: {value}\n"))
 
 
+def test_an_empty_key_cannot_drop_a_base_mapping(tmp_path):
+    _write(tmp_path, "base.yaml", "data: {height: 64}\noptim: {milestones: [1]}\n")
+    with pytest.raises(ConfigError, match=r"child.yaml: 'data' is empty"):
+        read_config(_write(tmp_path, "child.yaml", "_base_: base.yaml\ndata:\n"))
+    assert read_config(_write(tmp_path, "fine.yaml", "_base_: base.yaml\noptim: {milestones: null}\n")) == {
+        "data": {"height": 64}, "optim": {"milestones": None}}
+
+
 def test_the_cli_shows_and_runs_the_resolved_config(with_example, tiny_root, tmp_path, capsys):
     """``reidkit config`` prints the merged result, the method may come from a base, and the run folder's
     config.yaml is the fully resolved config (no ``_base_``), which reproduces the run on its own."""
