@@ -25,7 +25,7 @@ from torch import Tensor
 
 from reidkit.method import BuildContext, EpochContext, EpochPlan, Method, ModalBatch
 from reidkit.models.memory import ClusterMemory, ProxyMemory
-from reidkit_methods.imsl.config import IMSLConfig, cluster_count
+from reidkit_methods.imsl.config import RUN_DEFAULTS, IMSLConfig, cluster_count
 from reidkit_methods.imsl.link import linked_clusters
 from reidkit_methods.imsl.mil import offline_association_loss, online_association_loss, online_ranking
 from reidkit_methods.imsl.mmc import mmc, modality_mean_centroids
@@ -34,20 +34,6 @@ from reidkit_methods.imsl.proxies import build_proxies, group_means
 from reidkit_methods.imsl.smr import ProjectionHead, alignment_loss, frozen_bn_stats, silhouette
 
 log = logging.getLogger(__name__)
-
-#: CPU-friendly defaults for the synthetic presets: the budget of benchmarks/synthetic.yaml (128 x 64,
-#: 15 epochs x 50 steps) from the shipped pretrained init. The learning rate for fine-tuning that init, 1e-4,
-#: was chosen on a validation split (benchmarks/tuning-init.yaml; the published 3.5e-4 was set for ImageNet
-#: ResNet-50s and takes IMSL below its own init here, benchmarks/imsl.md). Real-data configs
-#: (configs/imsl/*.yaml) restore the official values.
-CPU_DEFAULTS: Mapping[str, Any] = {
-    "data": {"height": 128, "width": 64, "batch_size": 32, "instances": 4, "workers": 0},
-    "model": {"backbone": "resnet-mini", "weights": "synthetic-pretrained", "pooling": "gem", "gem_p": 3.0,
-              "last_stride": 1, "stems": "shared", "stem_batch": "per-modality"},
-    "optim": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 5e-4, "epochs": 15, "iterations": 50,
-              "schedule": "step", "step_size": 12, "gamma": 0.1},
-}
-
 
 def group_sum_of_means(per_sample: Tensor, sizes: Sequence[int]) -> Tensor:
     """Sum over consecutive groups (one per modality) of the group's mean; [sum(sizes)] -> scalar."""
@@ -61,7 +47,7 @@ class IMSL(Method):
     Config: ClassVar[type] = IMSLConfig
     uses_labels: ClassVar[bool] = False
     needs_masks: ClassVar[bool] = True
-    run_defaults: ClassVar[Mapping[str, Any]] = CPU_DEFAULTS
+    run_defaults: ClassVar[Mapping[str, Any]] = RUN_DEFAULTS
 
     def __init__(self, cfg: IMSLConfig, build: BuildContext) -> None:
         super().__init__(cfg, build)
