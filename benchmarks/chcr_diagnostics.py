@@ -14,7 +14,7 @@ TRAINING set:
 * optionally an eps sweep (``--eps``) of level 1.
 
     python benchmarks/chcr_diagnostics.py runs/bench-ablations/synthetic-standard/chcr/full/seed0
-    python benchmarks/chcr_diagnostics.py --untrained --set data.preset=standard --eps 0.4 0.5 0.6
+    python benchmarks/chcr_diagnostics.py --untrained --set dataset_args.preset=standard --eps 0.4 0.5 0.6
     python benchmarks/chcr_diagnostics.py RUN --set method_args.merge_features=masks   # merges by mask centroids
 
 Only for diagnostics: it reads the hidden identities from the dataset's records, as the engine's own

@@ -24,7 +24,7 @@ and no RUN it builds the network from the default config (``--set`` overrides):
 
     .venv/bin/python benchmarks/imsl_diagnostics.py --clustering runs/bench-synthetic/synthetic-standard/imsl/seed0 \
         [--untrained] [--weights 1 2 4 8]
-    .venv/bin/python benchmarks/imsl_diagnostics.py --clustering --untrained --set data.preset=standard
+    .venv/bin/python benchmarks/imsl_diagnostics.py --clustering --untrained --set dataset_args.preset=standard
 """
 from __future__ import annotations
 

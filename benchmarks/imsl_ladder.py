@@ -102,7 +102,7 @@ def score_silhouette(preset: str, sizes=((64, 32), (128, 64)), per_modality: int
     from reidkit.data.transforms import test_transform
     from reidkit_methods.imsl.smr import silhouette
 
-    ds = SyntheticDataset.from_config(DataConfig(preset=preset))
+    ds = SyntheticDataset.from_config(DataConfig(), SyntheticDataset.Config(preset=preset))
     rng = np.random.default_rng(0)
     picks = {m: rng.choice([i for i, s in enumerate(ds.train) if s.modality == m], per_modality, replace=False)
              for m in ds.modalities}

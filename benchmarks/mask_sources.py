@@ -49,7 +49,8 @@ def training_set(preset: str):
     from reidkit.config import DataConfig
     from reidkit.registry import DATASETS
 
-    return DATASETS.get("synthetic").from_config(DataConfig(dataset="synthetic", preset=preset))
+    cls = DATASETS.get("synthetic")
+    return cls.from_config(DataConfig(dataset="synthetic"), cls.Config(preset=preset))
 
 
 def build(label: str, parsing_checkpoint: str | None):

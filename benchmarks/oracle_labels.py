@@ -19,7 +19,7 @@ an unsupervised method must not see. The run directory is marked (``metrics.json
 the output path should say so too (``.../<method>/oracle-labels/seed<k>`` shows as a variant in reports).
 
     .venv/bin/python benchmarks/oracle_labels.py imsl --output runs/oracle/synthetic-standard/imsl/oracle-labels/seed0 \\
-        --set data.preset=standard --set optim.step_size=12 ...
+        --set dataset_args.preset=standard --set optim.step_size=12 ...
 """
 from __future__ import annotations
 

@@ -188,13 +188,10 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from reidkit.config import deep_merge, parse_override
     from reidkit.data.check import check_dataset, render_check
+    from reidkit.data.masks_command import data_settings
 
-    data: dict = {}
-    for text in args.set or []:
-        data = deep_merge(data, parse_override(text if text.startswith("data.") else f"data.{text}"))
-    report, warnings = check_dataset(args.name, args.root, **data.get("data", {}))
+    report, warnings = check_dataset(args.name, args.root, **data_settings(args.set))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -265,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root")
     p.add_argument("--json", action="store_true")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="a data setting, e.g. --set trial=3 (RegDB split) or --set gallery_sampler=seeded")
+                   help="a dataset option (dataset_args) or data setting, e.g. --set trial=3 (RegDB split) "
+                        "or --set gallery_sampler=seeded")
     p.set_defaults(func=cmd_data_check)
     from reidkit.data import masks_command
 

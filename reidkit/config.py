@@ -4,8 +4,9 @@ Order of precedence (later wins): the defaults in this module, the method's ``ru
 file (its ``_base_`` files first, :mod:`reidkit.config_files`), then ``--set a.b=value`` overrides (values
 parsed as YAML). Unknown keys fail with their path and a "did you mean" suggestion; wrong types fail with
 the expected and the given type; ``option(...)`` metadata adds choices and range checks. ``method_args``
-is validated in a second phase against the chosen method's own ``Config`` dataclass. No interpolation or
-``type=`` strings.
+is validated in a second phase against the chosen method's own ``Config`` dataclass, and ``dataset_args``
+against the chosen dataset's (:mod:`reidkit.dataset_args`, which also still reads the ``data`` keys that
+moved there). No interpolation or ``type=`` strings.
 """
 from __future__ import annotations
 
@@ -43,18 +44,13 @@ def option(default: Any = dataclasses.MISSING, *, choices: Sequence[Any] | None 
 class DataConfig:
     dataset: str = option("synthetic", help="registered dataset name (reidkit list datasets)")
     root: str | None = option(None, help="dataset folder; None for the synthetic dataset's cache")
-    preset: str = option("small", help="synthetic preset: tiny, small, standard, and their -3m variants")
     height: int = option(128, ge=16)
     width: int = option(64, ge=8)
     batch_size: int = option(32, ge=2, help="training images per modality per step")
     instances: int = option(4, ge=1, help="images per (pseudo-)identity in a P x K batch")
     workers: int = option(2, ge=0, help="data-loading processes")
-    trial: int = option(1, ge=1, le=10, help="RegDB split (one model per split)")
     mask_root: str | None = option(None, help="folder of shape masks for datasets that ship none")
     on_bad_image: str = option("error", choices=("error", "skip"))
-    gallery_sampler: str = option("auto", choices=("auto", "official", "seeded"),
-                                  help="SYSU-MM01 gallery sampling: rand_perm_cam.mat or a seeded sampler")
-    exclude_aligned_twin: bool = option(False, help="RGBNT201: skip the query's aligned capture in the gallery")
     val_ids: int = option(0, ge=0, help="hold out this many training identities as a validation split for "
                                         "tuning (they leave the training set; 0 = none). See docs/validation.md")
     val_seed: int = option(0, ge=0, help="which identities data.val_ids holds out (independent of the run seed)")
@@ -120,6 +116,8 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     method_args: Any = field(default_factory=dict)
+    #: the dataset's own options, validated against its ``Config`` (reidkit.dataset_args)
+    dataset_args: Any = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -277,7 +275,7 @@ def _commented_lines(obj: Any, depth: int) -> list[str]:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         note = describe_option(f)
-        if dataclasses.is_dataclass(value):
+        if dataclasses.is_dataclass(value) and dataclasses.fields(value):
             lines.append(f"{pad}{f.name}:" + (f"  # {note}" if note else ""))
             lines += _commented_lines(value, depth + 1)
             continue
@@ -359,26 +357,36 @@ def read_yaml(path: str | Path) -> dict:
 
 def resolve(method: str | None = None, *, config_file: str | Path | None = None,
             overrides: Sequence[str] = (), method_defaults: Mapping[str, Any] | None = None,
-            method_config: type | None = None) -> RunConfig:
+            method_config: type | None = None, dataset_config: type | None = None) -> RunConfig:
     """Merge every source and validate in two phases.
 
     Phase 1 builds the run sections; phase 2 validates ``method_args`` against ``method_config`` (the
-    method's ``Config``), replacing the raw mapping with a frozen instance of it.
+    method's ``Config``) and ``dataset_args`` against ``dataset_config`` (default: the ``Config`` of the
+    registered ``data.dataset``), replacing each raw mapping with a frozen instance.
     """
+    from reidkit.dataset_args import MovedKeys, build_dataset_args, check_misplaced, dataset_options
+
+    moved = MovedKeys()  # the data.* keys of one dataset, read from older configs for one release
     data: dict = {}
     if method_defaults:
-        data = deep_merge(data, method_defaults)
+        data = deep_merge(data, moved.move(method_defaults))
     if config_file is not None:
         from reidkit.config_files import read_config  # it builds on this module's reader and merge
 
-        data = deep_merge(data, read_config(config_file))
+        data = deep_merge(data, moved.move(read_config(config_file)))
     for text in overrides:
-        data = deep_merge(data, parse_override(text))
+        data = deep_merge(data, moved.move(parse_override(text)))
     if method:
         if data.get("method") and data["method"] != method:
             raise ConfigError(f"method: the config file says {data['method']!r} but --method says {method!r}")
         data["method"] = method
     raw_args = data.pop("method_args", {}) or {}
+    raw_dataset_args = data.pop("dataset_args", {}) or {}
+    section = data.get("data")
+    dataset = section.get("dataset", DataConfig.dataset) if isinstance(section, dict) else DataConfig.dataset
+    if dataset_config is None and isinstance(dataset, str):
+        dataset_config = dataset_options(dataset)
+    check_misplaced(data, dataset_config)
     cfg = build(RunConfig, data)
     if method_config is not None and method_config is not type(None):
         args = build(method_config, raw_args, "method_args")
@@ -386,4 +394,5 @@ def resolve(method: str | None = None, *, config_file: str | Path | None = None,
         if raw_args:
             raise ConfigError(f"method_args: method {cfg.method!r} takes no arguments, got {sorted(raw_args)}")
         args = {}
-    return dataclasses.replace(cfg, method_args=args)
+    dataset_args = build_dataset_args(cfg.data.dataset, raw_dataset_args, dataset_config, moved)
+    return dataclasses.replace(cfg, method_args=args, dataset_args=dataset_args)

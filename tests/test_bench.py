@@ -95,7 +95,7 @@ def test_regdb_trials_and_extra_overrides(tmp_path):
     suite = load_suite(path, extra=["data.root=/data/RegDB"])
     assert [j.id for j in suite.jobs] == ["regdb/alpha/seed0-trial1", "regdb/alpha/seed0-trial2"]
     assert suite.jobs[1].all_overrides(Path("o"))[-4:] == ["data.root=/data/RegDB", "seed=0", 'output="o"',
-                                                           "data.trial=2"]
+                                                           "dataset_args.trial=2"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -131,7 +131,7 @@ def test_every_committed_suite_loads():
     assert all('model.weights="synthetic-pretrained"' in j.overrides for j in synthetic.jobs)
     for job in synthetic.jobs:
         preset = "standard-nir" if job.dataset.endswith("-nir") else "standard"
-        assert f'data.preset="{preset}"' in job.overrides
+        assert f'dataset_args.preset="{preset}"' in job.overrides
     random_init = next(s for s in suites if s.name == "synthetic-random-init")
     assert all('model.weights="none"' in j.overrides for j in random_init.jobs)
 
@@ -143,7 +143,7 @@ def test_smoke_suite_covers_every_built_in_method():
     assert built_in >= {"chcr", "imsl", "dc-baseline"}
     smoke = load_suite(ROOT / "benchmarks" / "smoke.yaml")
     assert {j.method for j in smoke.jobs} == built_in
-    assert all('data.preset="tiny"' in j.overrides for j in smoke.jobs)
+    assert all('dataset_args.preset="tiny"' in j.overrides for j in smoke.jobs)
 
 
 # ------------------------------------------------------------------------------------------------------

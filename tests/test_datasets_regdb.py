@@ -34,7 +34,7 @@ def write_regdb(root: Path, trials=(1, 2), per_id: int = 2) -> Path:
 
 
 def load(root: Path, **kw) -> RegDB:
-    return RegDB.from_config(DataConfig(dataset="regdb", root=str(root), **kw))
+    return RegDB.from_config(DataConfig(dataset="regdb", root=str(root)), RegDB.Config(**kw))
 
 
 def test_trial_picks_the_split(tmp_path):

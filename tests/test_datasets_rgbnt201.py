@@ -45,7 +45,8 @@ def write_imsl(root: Path, with_ti: bool = False) -> Path:
 
 
 def load(root: Path, **kw) -> RGBNT201:
-    return RGBNT201.from_config(DataConfig(dataset="rgbnt201", root=str(root), **kw))
+    args = RGBNT201.Config(exclude_aligned_twin=kw.pop("exclude_aligned_twin", False))
+    return RGBNT201.from_config(DataConfig(dataset="rgbnt201", root=str(root), **kw), args)
 
 
 def test_original_layout(tmp_path):

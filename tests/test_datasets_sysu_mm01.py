@@ -46,7 +46,7 @@ def sysu(tmp_path) -> Path:
 
 
 def load(root: Path, **kw) -> SYSUMM01:
-    return SYSUMM01.from_config(DataConfig(dataset="sysu_mm01", root=str(root), **kw))
+    return SYSUMM01.from_config(DataConfig(dataset="sysu_mm01", root=str(root)), SYSUMM01.Config(**kw))
 
 
 def test_counts_modalities_and_cameras(sysu):

@@ -296,8 +296,8 @@ def test_synthetic_3m_config_is_the_default_recipe_on_three_modalities(shipped_c
     from reidkit.engine.run import resolve_run_config
 
     shipped = to_dict(shipped_config("imsl", "synthetic-3m"))
-    default = to_dict(resolve_run_config("imsl", overrides=["data.preset=standard-3m"]))
-    assert shipped == default and shipped["data"]["preset"] == "standard-3m"
+    default = to_dict(resolve_run_config("imsl", overrides=["dataset_args.preset=standard-3m"]))
+    assert shipped == default and shipped["dataset_args"]["preset"] == "standard-3m"
 
 
 @pytest.mark.parametrize("name", ["sysu_mm01", "regdb", "rgbnt201"])

@@ -25,7 +25,7 @@ description: two methods, three seeds
 seeds: [0, 1, 2]
 set: {optim.epochs: 3, optim.iterations: 10, model.weights: none}
 datasets:
-  synthetic-standard: {set: {data.preset: standard}}
+  synthetic-standard: {set: {dataset_args.preset: standard}}
 runs:
   - method: chcr
   - method: imsl

@@ -112,7 +112,8 @@ def test_cached_root_generates_once_atomically(tmp_path, monkeypatch):
     assert (root / "synthetic.json").stat().st_mtime_ns == stamp  # reused, not regenerated
     assert [p.name for p in root.parent.iterdir()] == [root.name]  # no temporary folder left behind
 
-    ds = SyntheticDataset.from_config(DataConfig(dataset="synthetic", preset="tiny", root=None))
+    ds = SyntheticDataset.from_config(DataConfig(dataset="synthetic", root=None),
+                                      SyntheticDataset.Config(preset="tiny"))
     assert ds.num_train_ids == PRESETS["tiny"].train_ids and ds.root.startswith(str(tmp_path / "cache"))
 
 

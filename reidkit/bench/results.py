@@ -26,8 +26,8 @@ from reidkit.bench.runner import FAILED_FILE, SUITE_INDEX, run_status
 from reidkit.config import ConfigError, deep_merge
 
 _LEAF = re.compile(r"^seed(\d+)(?:-trial(\d+))?$")
-#: config keys that may differ between the runs of one row
-_REPLICATE_KEYS = (("seed",), ("output",), ("data", "trial"))
+#: config keys that may differ between the runs of one row (data.trial: run folders older than dataset_args)
+_REPLICATE_KEYS = (("seed",), ("output",), ("dataset_args", "trial"), ("data", "trial"))
 
 
 @dataclass

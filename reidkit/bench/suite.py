@@ -6,7 +6,7 @@ A suite file (YAML, documented in ``benchmarks/README.md``)::
     seeds: [0, 1, 2]
     set: {optim.epochs: 2}                       # overrides for every run
     datasets:
-      synthetic-tiny: {set: {data.preset: tiny}}
+      synthetic-tiny: {set: {dataset_args.preset: tiny}}
       regdb: {set: {data.dataset: regdb, data.root: /data/RegDB}, trials: [1, 2]}
     runs:
       - method: chcr
@@ -16,7 +16,7 @@ A suite file (YAML, documented in ``benchmarks/README.md``)::
         variants: {full: {}, baseline: {method_args.hierarchy: none}}
 
 Overrides apply in this order (later wins): method defaults, config file, suite ``set``, dataset ``set``,
-run ``set``, variant, ``reidkit bench --set``, then ``seed``, ``data.trial`` and ``output``. Each run
+run ``set``, variant, ``reidkit bench --set``, then ``seed``, ``dataset_args.trial`` and ``output``. Each run
 writes its run directory to
 ``<out>/<dataset>/<method>[/<variant>]/seed<k>[-trial<t>]/`` (the job's :attr:`Job.id`).
 """
@@ -66,7 +66,7 @@ class Job:
     def all_overrides(self, run_dir: Path) -> list[str]:
         extra = [f"seed={self.seed}", f"output={json.dumps(str(run_dir))}"]
         if self.trial is not None:
-            extra.append(f"data.trial={self.trial}")
+            extra.append(f"dataset_args.trial={self.trial}")
         return [*self.overrides, *extra]
 
 

@@ -15,7 +15,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from reidkit.config import DataConfig, build
+from reidkit.dataset_args import load_from_settings
 from reidkit.registry import DATASETS
 
 _FIELDS = {"train": ("images", "ids"), "protocols": ("query", "gallery", "trials")}
@@ -25,14 +25,16 @@ def official_counts(name: str) -> dict[str, Any]:
     return dict(getattr(DATASETS.get(name), "official_counts", {}) or {})
 
 
-def check_dataset(name: str, root: str, **data: Any) -> tuple[dict[str, Any], list[str]]:
-    """Load dataset ``name`` from ``root`` (extra ``data`` config fields allowed, e.g. ``trial=3``).
+def check_dataset(name: str, root: str, **settings: Any) -> tuple[dict[str, Any], list[str]]:
+    """Load dataset ``name`` from ``root`` with extra settings: the dataset's options (e.g. ``trial=3``,
+    as ``dataset_args``), other ``data`` fields, or ``data`` / ``dataset_args`` mappings.
 
     Returns the report and one warning per count that differs from (or is missing against) the published
-    figure. Raises ``DatasetError`` for a wrong or incomplete folder, ``RegistryError`` for an unknown name.
+    figure. Raises ``DatasetError`` for a wrong or incomplete folder, ``RegistryError`` for an unknown name,
+    ``ConfigError`` for a setting the dataset does not take.
     """
     cls = DATASETS.get(name)
-    dataset = cls.from_config(build(DataConfig, {**data, "dataset": name, "root": str(root)}, "data"))
+    dataset = load_from_settings(name, {**settings, "data": {**settings.get("data", {}), "root": str(root)}})
     report = dataset.check_report()
     report["notes"] = list(getattr(dataset, "notes", []))
     return report, compare_counts(report, getattr(cls, "official_counts", {}) or {})

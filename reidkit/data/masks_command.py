@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   reidkit data masks regdb /data/RegDB --set trial=3 --source silhouette --output /data/masks/regdb
   reidkit data masks llcm /data/LLCM --source parsing --checkpoint schp-lip.pt --output /data/masks/llcm
   reidkit data masks synthetic --set preset=standard --source silhouette --output masks/standard
+(--set takes the dataset's own options, dataset_args, and the data section's keys, e.g. mask_root)
 then: reidkit run --method imsl --config configs/datasets/sysu_mm01.yaml --set data.root=/data/SYSU-MM01 \\
       --set data.mask_root=/data/masks/sysu
 An interrupted run continues where it stopped when run again with the same arguments.
@@ -59,38 +60,41 @@ def add_parser(data_sub) -> None:
     p.set_defaults(func=cmd_data_masks)
 
 
-def _data_settings(pairs: list[str] | None) -> dict[str, Any]:
+def data_settings(pairs: list[str] | None) -> dict[str, Any]:
+    """``--set`` strings of the data commands as one mapping: ``data.*`` and ``dataset_args.*`` keys nested,
+    bare keys kept at the top (``reidkit.dataset_args.route_settings`` places them)."""
     from reidkit.config import deep_merge, parse_override
 
-    data: dict = {}
+    settings: dict = {}
     for text in pairs or []:
-        data = deep_merge(data, parse_override(text if text.startswith("data.") else f"data.{text}"))
-    return data.get("data", {})
+        settings = deep_merge(settings, parse_override(text))
+    return settings
 
 
 def cmd_data_masks(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from reidkit.config import DataConfig, build
     from reidkit.data.masks import MaskError, check_manifest, source_entry, write_masks
     from reidkit.data.masks_sources import make_source
-    from reidkit.registry import DATASETS
+    from reidkit.dataset_args import load_from_settings
 
     source = make_source(args.source, checkpoint=args.checkpoint, background_class=args.background_class,
                          person_classes=args.person_class, input_size=args.input_size,
                          batch_size=args.batch_size, device=args.device, threshold=args.threshold)
-    settings = {**_data_settings(args.set), "dataset": args.name, "mask_root": None}
+    settings = data_settings(args.set)
+    settings.pop("mask_root", None)  # the masks are computed from the images, never read
+    settings["data"] = {**settings.get("data", {}), "mask_root": None}
     if args.root:
-        settings["root"] = args.root
-    dataset = DATASETS.get(args.name).from_config(build(DataConfig, settings, "data"))
+        settings["data"]["root"] = args.root
+    dataset = load_from_settings(args.name, settings)
     samples = dataset.train
     if args.modality:
         unknown = sorted(set(args.modality) - set(dataset.modalities))
         if unknown:
             raise MaskError(f"{args.name} has no modality {', '.join(unknown)}; it has {', '.join(dataset.modalities)}")
         samples = [s for s in samples if s.modality in set(args.modality)]
-    record = {"dataset": args.name, "root": str(dataset.root), "data": _data_settings(args.set)}
+    record = {"dataset": args.name, "root": str(dataset.root), "data": data_settings(args.set)}
     check_manifest(Path(args.output).expanduser(), source_entry(source), {s.modality for s in samples},
                    overwrite=args.overwrite)
     console = Console(stderr=True, highlight=False)

@@ -33,11 +33,12 @@ from reidkit.config import RunConfig, dump, resolve, to_dict
 from reidkit.data.datasets.base import ReIDDataset
 from reidkit.data.holdout import hold_out
 from reidkit.data.validate import drop_bad_images
+from reidkit.dataset_args import open_dataset
 from reidkit.engine.callbacks import Checkpoint, MetricsLog
 from reidkit.engine.checkpoint import CheckpointError, load_checkpoint, write_json
 from reidkit.engine.trainer import Callback, Trainer
 from reidkit.method import BuildContext, Method
-from reidkit.registry import BACKBONES, DATASETS, METHODS
+from reidkit.registry import BACKBONES, METHODS
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,9 @@ def pick_device(name: str | None) -> torch.device:
 
 
 def load_dataset(cfg: RunConfig) -> ReIDDataset:
-    """The dataset of ``cfg.data``, with ``data.val_ids`` training identities held out as its validation split."""
-    return hold_out(DATASETS.get(cfg.data.dataset).from_config(cfg.data), cfg.data.val_ids,
-                    seed=cfg.data.val_seed)
+    """The dataset of ``cfg.data`` with its options ``cfg.dataset_args``, with ``data.val_ids`` training
+    identities held out as its validation split."""
+    return hold_out(open_dataset(cfg.data, cfg.dataset_args), cfg.data.val_ids, seed=cfg.data.val_seed)
 
 
 def build_method(cfg: RunConfig, dataset: ReIDDataset, device: torch.device) -> Method:
@@ -285,7 +286,7 @@ def _train(cfg: RunConfig, dev: torch.device, state: dict | None, out: Path, *, 
     doc = {
         "method": cfg.method,
         "dataset": cfg.data.dataset,
-        **({"preset": cfg.data.preset} if cfg.data.dataset == "synthetic" else {}),
+        **({"preset": cfg.dataset_args.preset} if cfg.data.dataset == "synthetic" else {}),
         "seed": cfg.seed,
         "wall_time_s": trainer.wall_time() + (time.perf_counter() - t0 - trainer.fit_time()),
         "final_model": "last epoch",

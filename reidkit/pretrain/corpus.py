@@ -68,7 +68,7 @@ def dataset_corpus(name: str, root: str | None = None, *, preset: str = "small",
     """The training split of registered dataset ``name`` (``root`` as ``data.root``), identities dropped
     unless ``labelled``. For ``synthetic`` without a root, ``preset`` generated with ``world_seed`` (a world
     of its own, cached like the benchmark presets; default 1000 for ``pretrain-world``, else 0). ``modalities`` keeps only those (all when empty)."""
-    from reidkit.registry import DATASETS
+    from reidkit.dataset_args import open_dataset
 
     info: dict[str, Any] = {"dataset": name, "root": root, "split": "train"}
     if name == "synthetic" and not root:
@@ -81,7 +81,7 @@ def dataset_corpus(name: str, root: str | None = None, *, preset: str = "small",
             PRETRAIN_WORLD_SEED if preset == PRETRAIN_WORLD.name else 0)
         root = str(cached_root(preset, seed=seed))
         info.update(preset=preset, world_seed=seed)
-    dataset = DATASETS.get(name).from_config(DataConfig(dataset=name, root=root, preset=preset))
+    dataset = open_dataset(DataConfig(dataset=name, root=root))  # synthetic: root is the preset's folder
     train = list(dataset.train)
     if modalities:
         unknown = sorted(set(modalities) - set(dataset.modalities))

@@ -8,16 +8,23 @@
 
 Protocols: every ordered pair of modalities ``<q>-to-<g>`` (query = test/<q>, gallery = test/<g>,
 same-identity-same-camera entries skipped). The synthetic generator writes this layout.
+
+Modality roles come from the folder names (``reidkit.data.roles``): ``visible``, ``rgb``, ``vis``, ``color``
+or ``colour`` carries colour. ``dataset_args.colour_modality`` names the colour folder when it is called
+something else (or ``none`` when no modality carries colour).
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reidkit.config import option
 from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
 from reidkit.data.records import Sample
+from reidkit.data.roles import COLOUR, OTHER, infer_roles
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _CAMERA = re.compile(r"^c(\d+)_")
@@ -75,17 +82,47 @@ def modality_protocols(test: Mapping[str, Sequence[Sample]], *, exclusion: str =
     return protocols
 
 
+def folder_roles(modalities: Sequence[str], colour_modality: str = "auto") -> dict[str, str]:
+    """The roles of the modality folders: ``auto`` infers them from the names, ``none`` declares no colour
+    modality, any other value names the colour folder."""
+    if colour_modality == "auto":
+        return infer_roles(modalities)
+    if colour_modality == "none":
+        return {m: OTHER if r == COLOUR else r for m, r in infer_roles(modalities).items()}
+    if colour_modality not in modalities:
+        raise DatasetError(f"dataset_args.colour_modality={colour_modality!r} names no modality folder; the "
+                           f"modalities are {', '.join(modalities)}")
+    return infer_roles(modalities, colour=colour_modality)
+
+
+@dataclass(frozen=True)
+class GenericConfig:
+    """``dataset_args`` of the generic layout."""
+
+    colour_modality: str = option("auto", help="the modality folder whose images carry colour: auto = the one "
+                                               "named visible, rgb, vis, color or colour; none = no colour "
+                                               "modality; or a folder name")
+
+
 class GenericDataset(ReIDDataset):
     name = "generic"
+    Config = GenericConfig
 
     @classmethod
-    def from_config(cls, cfg: Any) -> GenericDataset:
+    def from_config(cls, cfg: Any, args: GenericConfig | None = None) -> GenericDataset:
         if not cfg.root:
             raise DatasetError("data.root is required for the generic dataset (a folder with train/ and test/)")
-        return cls.from_root(cfg.root, mask_root=cfg.mask_root)
+        return cls.from_root(cfg.root, mask_root=cfg.mask_root, colour_modality=cls.options(args).colour_modality)
 
     @classmethod
-    def from_root(cls, root: str | Path, *, mask_root: str | Path | None = None) -> GenericDataset:
+    def write_example(cls, root: Path) -> Path:
+        from reidkit.testing import make_tiny_dataset
+
+        return make_tiny_dataset(Path(root) / "generic", ids=4, per_id=2, test_ids=2)
+
+    @classmethod
+    def from_root(cls, root: str | Path, *, mask_root: str | Path | None = None,
+                  colour_modality: str = "auto") -> GenericDataset:
         root = Path(root).expanduser()
         if not root.is_dir():
             raise DatasetError(f"dataset root {root} does not exist (expected train/ and test/ in it)")
@@ -98,4 +135,5 @@ class GenericDataset(ReIDDataset):
         for m in modalities:
             if not any(s.modality == m for s in train):
                 raise DatasetError(f"{root / 'train' / m}: modality '{m}' has no training images")
-        return cls(str(root), modalities, train, modality_pair_protocols(test, modalities))
+        return cls(str(root), modalities, train, modality_pair_protocols(test, modalities),
+                   roles=folder_roles(modalities, colour_modality))

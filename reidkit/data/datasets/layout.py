@@ -1,5 +1,6 @@
 """Folder-layout helpers shared by the real-dataset modules (SYSU-MM01, LLCM, RegDB, RGBNT201): the
-dataset root, official id lists, image listings and shape masks."""
+dataset root, official id lists, image listings and shape masks, and the tiny images their
+``write_example`` copies hold."""
 from __future__ import annotations
 
 import dataclasses
@@ -70,3 +71,16 @@ def resolve_root(root: str | None, name: str, markers: Iterable[str], layout: st
             return candidate
     raise DatasetError(f"{base} is not a {name} folder: expected {layout} (found: "
                        f"{', '.join(sorted(p.name for p in base.iterdir())[:8]) or 'nothing'})")
+
+
+def write_image(path: Path, seed: int, size: tuple[int, int] = (16, 8)) -> None:
+    """A tiny image at ``path`` (format from the suffix): a figure of a colour fixed by ``seed`` on a dark
+    ground, so that identities differ. For the example layouts of the contract checks."""
+    from PIL import Image
+
+    h, w = size
+    colour = tuple(40 + (seed * k * 37) % 200 for k in (3, 5, 7))
+    image = Image.new("RGB", (w, h), (10, 10, 10))
+    image.paste(colour, (w // 4, h // 4, 3 * w // 4, 3 * h // 4))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
-from reidkit.data.datasets.layout import attach_masks, list_images, read_id_line, resolve_root
+from reidkit.data.datasets.layout import attach_masks, list_images, read_id_line, resolve_root, write_image
 from reidkit.data.datasets.regdb import read_labelled_list
 from reidkit.data.records import Sample
 from reidkit.evaluation.protocols import seeded_gallery
@@ -58,6 +58,7 @@ from reidkit.evaluation.protocols import seeded_gallery
 FOLDERS = {"visible": ("train_vis.txt", "test_vis"), "infrared": ("train_nir.txt", "test_nir")}
 #: the test cameras the authors' code visits, in its order (``process_query_llcm`` / ``process_gallery_llcm``)
 TEST_CAMERAS = {"visible": (1, 2, 3, 4, 5, 6, 7, 8, 9), "infrared": (1, 2, 4, 5, 6, 7, 8, 9)}
+ROLES = {"visible": "colour", "infrared": "infrared"}
 TRIALS = 10
 LAYOUT = "idx/{train_vis,train_nir,test_id}.txt, test_vis/cam<k>/<pid>/ and test_nir/cam<k>/<pid>/"
 _CAMERA_IN_PATH = re.compile(r"cam(\d+)")
@@ -90,9 +91,29 @@ class LLCM(ReIDDataset):
     }
 
     @classmethod
-    def from_config(cls, cfg: Any) -> LLCM:
+    def from_config(cls, cfg: Any, args: Any = None) -> LLCM:
         root = resolve_root(cfg.root, "LLCM", ("idx", "test_vis"), LAYOUT, subfolders=("LLCM",))
         return cls.from_root(root, mask_root=cfg.mask_root)
+
+    @classmethod
+    def write_example(cls, root: Path) -> Path:
+        """Training ids 1-2 and test ids 3-4, two cameras per modality, one image per id and camera."""
+        root = Path(root) / "LLCM"
+        for modality, (listing, test_folder) in FOLDERS.items():
+            train_folder = test_folder.replace("test", "train")
+            lines = []
+            for pid in (1, 2):
+                for cam in (1, 2):
+                    rel = f"{train_folder}/cam{cam}/{pid:04d}/{modality}_{cam}.jpg"
+                    write_image(root / rel, pid)
+                    lines.append(f"{rel} {pid - 1}")
+            (root / "idx").mkdir(exist_ok=True)
+            (root / "idx" / listing).write_text("\n".join(lines) + "\n")
+            for pid in (3, 4):
+                for cam in TEST_CAMERAS[modality][:2]:
+                    write_image(root / test_folder / f"cam{cam}" / f"{pid:04d}" / f"{modality}_{cam}.jpg", pid)
+        (root / "idx" / "test_id.txt").write_text("3,4\n")
+        return root
 
     @classmethod
     def from_root(cls, root: Path, *, mask_root: str | None = None) -> LLCM:
@@ -125,7 +146,7 @@ class LLCM(ReIDDataset):
             protocols[name] = Protocol(name, test[q], test[g], cls._trials(test[g]),
                                        exclusion="same-id-same-camera", dedup_cmc=True,
                                        info={"sampler": "seeded", "shots": 1})
-        return cls(str(root), tuple(FOLDERS), train, protocols, notes=notes)
+        return cls(str(root), tuple(FOLDERS), train, protocols, notes=notes, roles=ROLES)
 
     @staticmethod
     def _test_samples(folder: Path, modality: str, ids: Sequence[int], cams: Sequence[int]) -> list[Sample]:

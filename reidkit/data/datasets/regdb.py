@@ -7,7 +7,7 @@
     <root>/idx/{train,test}_{visible,thermal}_{1..10}.txt     lines: "<path relative to root> <label>"
 
 412 identities, 10 visible + 10 thermal images each, from one co-located visible/thermal camera pair.
-Ten 206 / 206 identity splits: ``data.trial`` (1-10) picks one, and **one model is trained per split**
+Ten 206 / 206 identity splits: ``dataset_args.trial`` (1-10) picks one, and **one model is trained per split**
 (2,060 + 2,060 training images); the ten results are averaged outside reidkit's single run.
 ``visible-to-thermal``: the 2,060 visible test images query all 2,060 thermal test images;
 ``thermal-to-visible`` swaps them. No gallery sampling, no exclusion, plain (not deduplicated) CMC.
@@ -15,14 +15,17 @@ Person ids are the list files' labels; cameras are 1 (visible) and 2 (thermal).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reidkit.config import option
 from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
-from reidkit.data.datasets.layout import attach_masks, resolve_root
+from reidkit.data.datasets.layout import attach_masks, resolve_root, write_image
 from reidkit.data.records import Sample
 
 MODALITIES = {"visible": 1, "thermal": 2}  # modality -> camera id
+ROLES = {"visible": "colour", "thermal": "infrared"}
 LAYOUT = "Visible/, Thermal/ and idx/{train,test}_{visible,thermal}_{1..10}.txt"
 
 
@@ -49,8 +52,16 @@ def read_labelled_list(path: Path, root: Path, modality: str, camera: int) -> li
     return samples
 
 
+@dataclass(frozen=True)
+class RegDBConfig:
+    """``dataset_args`` of RegDB."""
+
+    trial: int = option(1, ge=1, le=10, help="which of the 10 official splits (one model per split)")
+
+
 class RegDB(ReIDDataset):
     name = "regdb"
+    Config = RegDBConfig
     official_counts = {
         "train": {"visible": {"images": 2060, "ids": 206}, "thermal": {"images": 2060, "ids": 206}},
         "protocols": {
@@ -60,14 +71,30 @@ class RegDB(ReIDDataset):
     }
 
     @classmethod
-    def from_config(cls, cfg: Any) -> RegDB:
+    def from_config(cls, cfg: Any, args: RegDBConfig | None = None) -> RegDB:
         root = resolve_root(cfg.root, "RegDB", ("idx",), LAYOUT, subfolders=("RegDB",))
-        return cls.from_root(root, trial=cfg.trial, mask_root=cfg.mask_root)
+        return cls.from_root(root, trial=cls.options(args).trial, mask_root=cfg.mask_root)
+
+    @classmethod
+    def write_example(cls, root: Path) -> Path:
+        """Ids 0-3, two images per modality each; split 1 trains on 0-1 and tests on 2-3 (its lists only)."""
+        root = Path(root) / "RegDB"
+        for modality in MODALITIES:
+            folder = modality.capitalize()
+            for split, ids in (("train", (0, 1)), ("test", (2, 3))):
+                lines = []
+                for pid in ids:
+                    for i in range(2):
+                        write_image(root / folder / str(pid) / f"{modality[0]}_{pid}_{i}.bmp", pid)
+                        lines.append(f"{folder}/{pid}/{modality[0]}_{pid}_{i}.bmp {pid}")
+                (root / "idx").mkdir(exist_ok=True)
+                (root / "idx" / f"{split}_{modality}_1.txt").write_text("\n".join(lines) + "\n")
+        return root
 
     @classmethod
     def from_root(cls, root: Path, *, trial: int = 1, mask_root: str | None = None) -> RegDB:
         if not 1 <= trial <= 10:
-            raise DatasetError(f"RegDB has splits 1-10, got data.trial={trial}")
+            raise DatasetError(f"RegDB has splits 1-10, got dataset_args.trial={trial}")
         idx = root / "idx"
 
         def load(split: str, modality: str) -> list[Sample]:
@@ -84,9 +111,9 @@ class RegDB(ReIDDataset):
         }
         absent = [t for t in range(1, 11) if not all((idx / f"{s}_{m}_{t}.txt").is_file()
                                                      for s in ("train", "test") for m in MODALITIES)]
-        notes = [f"split {trial} of 10 (data.trial); one model per split"]
+        notes = [f"split {trial} of 10 (dataset_args.trial); one model per split"]
         if absent:
             notes.append(f"list files of splits {', '.join(map(str, absent))} are missing from {idx}")
         if {s.person_id for s in test["visible"]} != {s.person_id for s in test["thermal"]}:
             notes.append(f"split {trial}: the visible and thermal test lists hold different labels")
-        return cls(str(root), tuple(MODALITIES), train, protocols, notes=notes)
+        return cls(str(root), tuple(MODALITIES), train, protocols, notes=notes, roles=ROLES)

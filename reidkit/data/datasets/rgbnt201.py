@@ -17,7 +17,7 @@ physical view (1-4) in the original release, the modality code (1-3) in IMSL's l
 directed pairs ``<q>-to-<g>`` and the three one-versus-the-other-two settings ``<q>-to-<g1>+<g2>``; query
 and gallery are whole test folders (one trial); plain CMC.
 
-``data.exclude_aligned_twin`` (held against the official code; docs/datasets.md):
+``dataset_args.exclude_aligned_twin`` (held against the official code; docs/datasets.md):
 
 - false (default, exclusion ``none``): IMSL's evaluation, which is ``visible-to-nir`` on its layout. IMSL
   skips the query's identity *and* camera, but its camera slot is the modality, so nothing is skipped
@@ -35,15 +35,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from reidkit.config import option
 from reidkit.data.datasets.base import DatasetError, ReIDDataset
 from reidkit.data.datasets.generic import IMAGE_SUFFIXES, modality_protocols
-from reidkit.data.datasets.layout import attach_masks, resolve_root
+from reidkit.data.datasets.layout import attach_masks, resolve_root, write_image
 from reidkit.data.records import Sample
 
 MODALITIES = ("visible", "nir", "tir")
+ROLES = {"visible": "colour", "nir": "infrared", "tir": "infrared"}
 ORIGINAL_FOLDERS = {"visible": "RGB", "nir": "NI", "tir": "TI"}
 IMSL_FOLDERS = {"visible": "rgb", "nir": "ni", "tir": "ti"}
 IMSL_CODES = {1: "visible", 2: "nir", 3: "tir"}
@@ -87,17 +90,38 @@ def imsl_samples(folder: Path, modality: str | None = None) -> list[Sample]:
     return samples
 
 
+@dataclass(frozen=True)
+class RGBNT201Config:
+    """``dataset_args`` of RGBNT201."""
+
+    exclude_aligned_twin: bool = option(False, help="a query skips its own aligned capture in the other "
+                                                    "modalities (the official code keeps it)")
+
+
 class RGBNT201(ReIDDataset):
     name = "rgbnt201"
+    Config = RGBNT201Config
     official_counts: ClassVar[dict[str, Any]] = {  # 171 training / 30 test identities (train_171); image counts not verified
         "train": {m: {"ids": 171} for m in MODALITIES},
     }
 
     @classmethod
-    def from_config(cls, cfg: Any) -> RGBNT201:
+    def from_config(cls, cfg: Any, args: RGBNT201Config | None = None) -> RGBNT201:
         root = resolve_root(cfg.root, "RGBNT201", ("test", "test_rgb"), LAYOUT,
                             subfolders=("RGBNT201", "rgbnt201"))
-        return cls.from_root(root, exclude_aligned_twin=cfg.exclude_aligned_twin, mask_root=cfg.mask_root)
+        return cls.from_root(root, exclude_aligned_twin=cls.options(args).exclude_aligned_twin,
+                             mask_root=cfg.mask_root)
+
+    @classmethod
+    def write_example(cls, root: Path) -> Path:
+        """The original release's layout: training ids 10-11, test ids 1-2, two aligned captures each."""
+        root = Path(root) / "RGBNT201"
+        for split, ids in (("train_171", (10, 11)), ("test", (1, 2))):
+            for folder in ORIGINAL_FOLDERS.values():
+                for pid in ids:
+                    for cam in (1, 2):
+                        write_image(root / split / folder / f"{pid:06d}_cam{cam}_{pid:04d}.jpg", pid)
+        return root
 
     @classmethod
     def from_root(cls, root: Path, *, exclude_aligned_twin: bool = False,
@@ -120,11 +144,13 @@ class RGBNT201(ReIDDataset):
         modalities = tuple(m for m in MODALITIES if any(s.modality == m for s in train) or test.get(m))
         camera_note = " (camera ids are the modality codes 1-3)" if layout == "imsl" else ""
         notes = [f"layout: {layout}{camera_note}",
-                 f"aligned twins {info['aligned_twin']} (data.exclude_aligned_twin={exclude_aligned_twin})"]
+                 f"aligned twins {info['aligned_twin']} "
+                 f"(dataset_args.exclude_aligned_twin={exclude_aligned_twin})"]
         absent = [m for m in MODALITIES if not test.get(m)]
         if absent:
             notes.append(f"no test images for {', '.join(absent)}: protocols with it are not available")
-        return cls(str(root), modalities, train, protocols, notes=notes)
+        return cls(str(root), modalities, train, protocols, notes=notes,
+                   roles={m: ROLES[m] for m in modalities})
 
     @staticmethod
     def _original(root: Path) -> tuple[list[Sample], dict[str, list[Sample]]]:

@@ -13,7 +13,7 @@ Cameras 1, 2, 4, 5 are visible, 3 and 6 infrared; camera ids are kept. Training 
 (single-shot) or up to 10 (multi-shot); 10 trials, averaged. Camera-3 queries skip all camera-2 gallery
 images (``sysu-location``); CMC is identity-deduplicated; mAP and mINP use the full list.
 
-Gallery sampler (``data.gallery_sampler``): ``official`` reads ``rand_perm_cam.mat`` (from the official
+Gallery sampler (``dataset_args.gallery_sampler``): ``official`` reads ``rand_perm_cam.mat`` (from the official
 evaluation repository, not the dataset zip: row ``trial`` of the permutation of each camera and person);
 ``seeded`` is AGW's ``random.seed(trial); random.choice(...)`` over sorted ids and cameras, so its numbers
 match the AGW-family code; ``auto`` uses the file when present. ``Protocol.info["sampler"]`` says which.
@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from reidkit.config import option
 from reidkit.data.datasets.base import DatasetError, Protocol, ReIDDataset
-from reidkit.data.datasets.layout import attach_masks, list_images, read_id_line, resolve_root
+from reidkit.data.datasets.layout import attach_masks, list_images, read_id_line, resolve_root, write_image
 from reidkit.data.records import Sample
 from reidkit.evaluation.protocols import seeded_gallery
 
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 VISIBLE_CAMERAS = (1, 2, 4, 5)
 INFRARED_CAMERAS = (3, 6)
+ROLES = {"visible": "colour", "infrared": "infrared"}
 MODES = {"all-search": (1, 2, 4, 5), "indoor-search": (1, 2)}
 MULTI_SHOT = 10
 TRIALS = 10
@@ -79,8 +82,18 @@ def official_gallery(perm: list[np.ndarray], groups: dict[tuple[int, int], list[
 
 
 # ------------------------------------------------------------------------------------------ dataset
+@dataclass(frozen=True)
+class SYSUConfig:
+    """``dataset_args`` of SYSU-MM01."""
+
+    gallery_sampler: str = option("auto", choices=("auto", "official", "seeded"),
+                                  help="gallery sampling: official = rand_perm_cam.mat, seeded = AGW's "
+                                       "random.seed(trial), auto = the file when present")
+
+
 class SYSUMM01(ReIDDataset):
     name = "sysu_mm01"
+    Config = SYSUConfig
     official_counts = {
         "train": {"visible": {"images": 22258, "ids": 395}, "infrared": {"images": 11909, "ids": 395}},
         "protocols": {  # indoor 112: what AGW-family logs print, not re-counted (docs/datasets.md)
@@ -92,9 +105,22 @@ class SYSUMM01(ReIDDataset):
     }
 
     @classmethod
-    def from_config(cls, cfg: Any) -> SYSUMM01:
+    def from_config(cls, cfg: Any, args: SYSUConfig | None = None) -> SYSUMM01:
         root = resolve_root(cfg.root, "SYSU-MM01", ("exp", "cam1"), LAYOUT, subfolders=("SYSU-MM01",))
-        return cls.from_root(root, sampler=cfg.gallery_sampler, mask_root=cfg.mask_root)
+        return cls.from_root(root, sampler=cls.options(args).gallery_sampler, mask_root=cfg.mask_root)
+
+    @classmethod
+    def write_example(cls, root: Path) -> Path:
+        """Ids 1-2 train, 3 val, 4-5 test; one or two images per camera."""
+        root = Path(root) / "SYSU-MM01"
+        for pid in range(1, 6):
+            for cam in range(1, 7):
+                for i in range(1, 1 + (pid + cam) % 2 + 1):
+                    write_image(root / f"cam{cam}" / f"{pid:04d}" / f"{i:04d}.jpg", pid)
+        (root / "exp").mkdir()
+        for name, ids in (("train_id", "1,2"), ("val_id", "3"), ("test_id", "4,5")):
+            (root / "exp" / f"{name}.txt").write_text(ids + "\n")
+        return root
 
     @classmethod
     def from_root(cls, root: Path, *, sampler: str = "auto", mask_root: str | None = None) -> SYSUMM01:
@@ -117,7 +143,7 @@ class SYSUMM01(ReIDDataset):
             for shots, suffix in ((1, ""), (MULTI_SHOT, "-multishot")):
                 name = mode + suffix
                 protocols[name] = cls._protocol(name, query, pool, cameras, shots, perm)
-        return cls(str(root), ("visible", "infrared"), train, protocols, notes=notes)
+        return cls(str(root), ("visible", "infrared"), train, protocols, notes=notes, roles=ROLES)
 
     @staticmethod
     def _samples(root: Path, ids: Sequence[int], cameras: Sequence[int]) -> list[Sample]:
@@ -130,12 +156,12 @@ class SYSUMM01(ReIDDataset):
         found = next((root / p for p in PERMUTATION_PLACES if (root / p).is_file()), None)
         if choice == "official" and found is None:
             raise DatasetError(
-                f"data.gallery_sampler=official needs rand_perm_cam.mat in {root / 'exp'}; it ships with the "
-                "official evaluation code (github.com/wuancong/SYSU-MM01, evaluation/data_split/), not "
-                "with the dataset zip. Copy it there or use gallery_sampler=seeded.")
+                f"dataset_args.gallery_sampler=official needs rand_perm_cam.mat in {root / 'exp'}; it ships "
+                "with the official evaluation code (github.com/wuancong/SYSU-MM01, evaluation/data_split/), "
+                "not with the dataset zip. Copy it there or use dataset_args.gallery_sampler=seeded.")
         if choice != "seeded" and found is not None:
             return found, [f"gallery sampler: official permutations from {found}"]
-        why = "data.gallery_sampler=seeded" if choice == "seeded" else \
+        why = "dataset_args.gallery_sampler=seeded" if choice == "seeded" else \
             f"no rand_perm_cam.mat in {root / 'exp'}"
         return None, [f"gallery sampler: seeded (AGW-compatible random.seed(trial)), {why}; numbers compare "
                       "with the AGW-family code, not bit-for-bit with the official MATLAB evaluation"]

@@ -84,7 +84,7 @@ class Preset:
     """What to generate.
 
     Attributes:
-        name: the preset's name (``data.preset``).
+        name: the preset's name (``dataset_args.preset``).
         modalities: modality names; the renderer for each is chosen by name (``visible``, ``infrared``,
             ``nir``, ``tir``).
         cameras: camera ids per modality. With ``aligned`` every modality uses the same camera ids.
@@ -143,7 +143,7 @@ def _three(name: str, train_ids: int, test_ids: int, train_shots: int, test_shot
     return Preset(name, _THREE, _THREE_CAMERAS, True, train_ids, test_ids, train_shots, test_shots)
 
 
-#: the built-in presets (``data.preset``); sizes are in docs/synthetic.md
+#: the built-in presets (``dataset_args.preset``); sizes are in docs/synthetic.md
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
