@@ -1,4 +1,4 @@
-"""Method contract checks, reusable by third-party plugins.
+"""Method, backbone and dataset contract checks, reusable by third-party plugins.
 
 In a plugin's own tests::
 
@@ -17,6 +17,10 @@ trip, and a one-epoch fit through the real engine.
 (docs/plugins.md, "The backbone contract"): ``feat_dim``, ``modalities``, ``forward``, ``forward_stem``,
 ``forward_layers`` (forkable at ``layer4``), ``forward_head``/``pool``/``neck``, ``forward_multi``, shared and
 per-modality stems, gradients through every stage, a state-dict round trip and tracing (``reidkit export``).
+
+``check_dataset(cls, tmp_path)`` checks a dataset class against the dataset contract (docs/plugins.md,
+"Dataset plugins"; ``reidkit.data.datasets.contract``): its ``Config``, roles, training split, protocols and
+report, on the tiny copy of its layout that its ``write_example`` writes.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import numpy as np
 import torch
 
 from reidkit.config import DataConfig, resolve
+from reidkit.data.datasets.contract import check_dataset
 from reidkit.method import EpochPlan, LabelLeakError, Method
 
 TINY_OVERRIDES = (
@@ -292,8 +297,8 @@ def check_backbone(backbone: str | Callable[..., torch.nn.Module], *,
     return model
 
 
-__all__ = ["DataConfig", "check_backbone", "check_class_attributes", "check_method", "make_tiny_dataset",
-           "tiny_config"]
+__all__ = ["DataConfig", "check_backbone", "check_class_attributes", "check_dataset", "check_method",
+           "make_tiny_dataset", "tiny_config"]
 
 
 def check_export(checkpoint: str | Path, output: str | Path, fmt: str, images) -> None:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny on-disk dataset and the example plugin's method class."""
+"""Shared fixtures: a tiny on-disk dataset, the example plugins (a method, a dataset) and in-process
+registration of plugin objects."""
 from __future__ import annotations
 
 import importlib.util
@@ -63,6 +64,17 @@ def with_example(example_method, monkeypatch):
     monkeypatch.setattr(registry.METHODS, "_entries", entries)
     monkeypatch.setattr(registry.METHODS, "_loaded", {})
     return example_method
+
+
+@pytest.fixture(scope="session")
+def example_dataset():
+    """The example dataset plugin's module (examples/dataset_plugin), importable without installing it."""
+    path = str(ROOT / "examples" / "dataset_plugin")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    import reidkit_csv_dataset
+
+    return reidkit_csv_dataset
 
 
 @pytest.fixture
