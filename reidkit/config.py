@@ -364,7 +364,7 @@ def resolve(method: str | None = None, *, config_file: str | Path | None = None,
     method's ``Config``) and ``dataset_args`` against ``dataset_config`` (default: the ``Config`` of the
     registered ``data.dataset``), replacing each raw mapping with a frozen instance.
     """
-    from reidkit.dataset_args import MovedKeys, build_dataset_args, check_misplaced, dataset_options
+    from reidkit.dataset_args import MovedKeys, build_dataset_args, options_of
 
     moved = MovedKeys()  # the data.* keys of one dataset, read from older configs for one release
     data: dict = {}
@@ -382,11 +382,7 @@ def resolve(method: str | None = None, *, config_file: str | Path | None = None,
         data["method"] = method
     raw_args = data.pop("method_args", {}) or {}
     raw_dataset_args = data.pop("dataset_args", {}) or {}
-    section = data.get("data")
-    dataset = section.get("dataset", DataConfig.dataset) if isinstance(section, dict) else DataConfig.dataset
-    if dataset_config is None and isinstance(dataset, str):
-        dataset_config = dataset_options(dataset)
-    check_misplaced(data, dataset_config)
+    dataset_config = dataset_config or options_of(data)  # the Config of data.dataset, checked against data
     cfg = build(RunConfig, data)
     if method_config is not None and method_config is not type(None):
         args = build(method_config, raw_args, "method_args")

@@ -75,6 +75,18 @@ def dataset_options(name: str) -> type | None:
     return config if dataclasses.is_dataclass(config) else None
 
 
+def options_of(data: Mapping[str, Any]) -> type | None:
+    """The ``Config`` of the dataset a raw (merged, unvalidated) config names, after checking that its ``data``
+    section holds none of that dataset's options (they belong in ``dataset_args``)."""
+    from reidkit.config import DataConfig
+
+    section = data.get("data")
+    name = section.get("dataset", DataConfig.dataset) if isinstance(section, Mapping) else DataConfig.dataset
+    config = dataset_options(name) if isinstance(name, str) else None
+    check_misplaced(data, config)
+    return config
+
+
 def check_misplaced(data: Mapping[str, Any], config: type | None) -> None:
     """An unknown ``data.<key>`` that is one of the dataset's options fails with the right place."""
     from reidkit.config import DataConfig

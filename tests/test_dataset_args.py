@@ -68,13 +68,13 @@ def test_an_old_data_key_moves_with_one_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="reidkit"):
         cfg = resolve("toy", overrides=["data.preset=tiny"])
     assert cfg.dataset_args.preset == "tiny"
-    assert deprecations(caplog) == ["config key data.preset is deprecated: use dataset_args.preset (the old key "
-                                    "goes in the next release)"]
+    assert deprecations(caplog) == [("config key data.preset is deprecated: use dataset_args.preset (the old key "
+                                     "goes in the next release)")]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="reidkit"):
         assert resolve("toy", overrides=["data.dataset=regdb", "data.trial=4"]).dataset_args.trial == 4
-    assert deprecations(caplog) == ["config key data.trial is deprecated: use dataset_args.trial (the old key "
-                                    "goes in the next release)"]
+    assert deprecations(caplog) == [("config key data.trial is deprecated: use dataset_args.trial (the old key "
+                                     "goes in the next release)")]
 
 
 def test_old_keys_keep_their_precedence(tmp_path):
@@ -137,7 +137,8 @@ def test_data_commands_place_bare_settings(tmp_path, capsys, caplog):
     root = RegDB.write_example(tmp_path)
     for setting in ("trial=1", "dataset_args.trial=1"):
         assert main(["data", "check", "regdb", str(root), "--json", "--set", setting]) == 0
-        assert "split 1 of 10" in json.dumps(json.loads(capsys.readouterr().out)["notes"])
+        notes = json.loads(capsys.readouterr().out)["notes"]
+        assert "split 1 of 10" in json.dumps(notes) and "modality roles: visible = colour, thermal = infrared" in notes
     with caplog.at_level(logging.WARNING, logger="reidkit"):
         assert main(["data", "check", "regdb", str(root), "--json", "--set", "data.trial=1"]) == 0
     assert deprecations(caplog)

@@ -34,7 +34,7 @@ def test_the_check_names_each_breach(breach, message, tmp_path):
         colour_modality: str = "auto"
 
     if breach == "no-default":
-        Options = dataclasses.make_dataclass("Options", [("colour_modality", str)], frozen=True)  # noqa: N806
+        Options = dataclasses.make_dataclass("Options", [("colour_modality", str)], frozen=True)
 
     class Broken(GenericDataset):
         name = "broken"

@@ -36,7 +36,9 @@ def check_dataset(name: str, root: str, **settings: Any) -> tuple[dict[str, Any]
     cls = DATASETS.get(name)
     dataset = load_from_settings(name, {**settings, "data": {**settings.get("data", {}), "root": str(root)}})
     report = dataset.check_report()
-    report["notes"] = list(getattr(dataset, "notes", []))
+    roles = getattr(dataset, "roles", {})
+    report["notes"] = [*getattr(dataset, "notes", []),
+                       *([f"modality roles: {', '.join(f'{m} = {r}' for m, r in roles.items())}"] if roles else [])]
     return report, compare_counts(report, getattr(cls, "official_counts", {}) or {})
 
 

@@ -143,9 +143,8 @@ class RGBNT201(ReIDDataset):
             raise DatasetError(f"{root}: the test split needs images of two modalities or more ({LAYOUT})")
         modalities = tuple(m for m in MODALITIES if any(s.modality == m for s in train) or test.get(m))
         camera_note = " (camera ids are the modality codes 1-3)" if layout == "imsl" else ""
-        notes = [f"layout: {layout}{camera_note}",
-                 f"aligned twins {info['aligned_twin']} "
-                 f"(dataset_args.exclude_aligned_twin={exclude_aligned_twin})"]
+        twin = f"dataset_args.exclude_aligned_twin={exclude_aligned_twin}"
+        notes = [f"layout: {layout}{camera_note}", f"aligned twins {info['aligned_twin']} ({twin})"]
         absent = [m for m in MODALITIES if not test.get(m)]
         if absent:
             notes.append(f"no test images for {', '.join(absent)}: protocols with it are not available")
