@@ -88,7 +88,7 @@ def build_method_from(cls: type[Method], cfg: RunConfig, dataset: ReIDDataset, d
                          image_size=(cfg.data.height, cfg.data.width), model=cfg.model,
                          build_backbone=build_backbone, seed=cfg.seed,
                          num_train_masks=sum(s.mask_path is not None for s in dataset.train),
-                         roles=dataset.roles)
+                         roles=getattr(dataset, "roles", {}))  # {} = inferred from the names
     torch.manual_seed(cfg.seed)
     method = cls(cfg.method_args, build)
     if cfg.model.channels_last:
