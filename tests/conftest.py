@@ -2,6 +2,7 @@
 registration of plugin objects."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -41,15 +42,18 @@ def benchmark_script():
     return load
 
 
+def _example(folder: str, module: str):
+    """``module`` of the example plugin in ``examples/<folder>``, importable without installing it."""
+    path = str(ROOT / "examples" / folder)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return importlib.import_module(module)
+
+
 @pytest.fixture(scope="session")
 def example_method():
     """The example plugin's method (examples/plugin), importable without installing it."""
-    path = str(ROOT / "examples" / "plugin")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    from reidkit_kmeans_proxy import KMeansProxy
-
-    return KMeansProxy
+    return _example("plugin", "reidkit_kmeans_proxy").KMeansProxy
 
 
 @pytest.fixture
@@ -69,12 +73,7 @@ def with_example(example_method, monkeypatch):
 @pytest.fixture(scope="session")
 def example_dataset():
     """The example dataset plugin's module (examples/dataset_plugin), importable without installing it."""
-    path = str(ROOT / "examples" / "dataset_plugin")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    import reidkit_csv_dataset
-
-    return reidkit_csv_dataset
+    return _example("dataset_plugin", "reidkit_csv_dataset")
 
 
 @pytest.fixture
