@@ -74,7 +74,9 @@ def build_backbone(cfg: PretrainConfig) -> nn.Module:
     """A randomly initialised ``cfg.backbone`` with one shared stem."""
     from reidkit.registry import BACKBONES
 
-    model_cfg = ModelConfig(backbone=cfg.backbone, weights="none", stems="shared")
+    # contiguous (NCHW), the format the shipped synthetic-pretrained weights were made in, so that the
+    # documented command re-makes them tensor for tensor (docs/pretraining.md)
+    model_cfg = ModelConfig(backbone=cfg.backbone, weights="none", stems="shared", channels_last=False)
     return BACKBONES.get(cfg.backbone)(model_cfg, (PRETRAIN_MODALITY,))
 
 
