@@ -53,7 +53,12 @@ def _init_worker(threads: int, devices: Any, device: str | None, jobs: int) -> N
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
     _WORKER_DEVICE = worker_device(device, devices.get(), jobs)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # runs log to their own log.txt; on the shared terminal a worker shows warnings and errors only (the
+    # handler's level, since a run raises its loggers' levels to INFO for log.txt)
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
 
 
 def _run_one(run_fn, job, run_dir: Path) -> dict[str, Any]:
