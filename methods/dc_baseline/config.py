@@ -69,7 +69,8 @@ class DCBaselineConfig:
 
 #: CPU-friendly defaults for the synthetic presets: the budget of benchmarks/synthetic.yaml (15 epochs x 50
 #: steps of 8 identities x 4 images per modality), AGW's SGD recipe with warm-up and two decays scaled to it.
-#: benchmarks/dc-baseline.md checks that a doubled schedule gains little. Only what differs from the core
+#: At this budget it is not converged (a doubled schedule gains points from random weights; docs/notes/
+#: dc-baseline-record.md), the same budget the other methods get. Only what differs from the core
 #: defaults (reidkit/config.py: 128 x 64 images, 32 per modality per step, 50 steps per epoch, momentum 0.9,
 #: weight decay 5e-4, decays by 0.1) is here; configs/dc-baseline/_gpu.yaml sets the real-data values.
 RUN_DEFAULTS = {
