@@ -60,14 +60,15 @@ def bench_wall(bench: Path) -> tuple[float, int, set[str]]:
 
 def bench_elapsed(bench: Path) -> float | None:
     """Seconds from the first run's start to the last run's end in ``bench/suite.json`` (what a user waits,
-    whatever ``--jobs``); None when a run lacks either time, e.g. runs copied in or made by hand."""
+    whatever ``--jobs``), over the runs that have both times (an ``--only`` selection, say); None when the
+    folder has none, e.g. runs copied in or made by hand."""
     from datetime import datetime
 
     index = bench / "suite.json"
     if not index.is_file():
         return None
-    runs = json.loads(index.read_text())["runs"]
-    if not runs or any("started" not in r or "finished" not in r for r in runs):
+    runs = [r for r in json.loads(index.read_text())["runs"] if "started" in r and "finished" in r]
+    if not runs:
         return None
     start = min(datetime.fromisoformat(r["started"]) for r in runs)
     end = max(datetime.fromisoformat(r["finished"]) for r in runs)
