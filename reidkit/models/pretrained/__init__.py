@@ -29,5 +29,5 @@ class Shipped:
 
 #: ``model.weights`` name -> the shipped file
 SHIPPED: dict[str, Shipped] = {
-    "synthetic-pretrained": Shipped("synthetic-pretrained.pth", "fb15c52f1e81d78dc7324f2c5c752aef723021e5a04c390190df99c34eaecfd7", "resnet-mini"),
+    "synthetic-pretrained": Shipped("synthetic-pretrained.pth", "93518211738f086f5c988ab656dcd8ef78c95953f3e6214f26141977d038273e", "resnet-mini"),
 }
