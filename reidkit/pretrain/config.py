@@ -55,7 +55,7 @@ class PretrainConfig:
     backbone: str = "resnet-mini"
     height: int = 128
     width: int = 64
-    steps: int = 2000
+    steps: int = 4000
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-4
