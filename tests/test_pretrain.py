@@ -78,6 +78,55 @@ def test_blur_keeps_constant_images_and_smooths_noise():
     assert blurred.std() < 0.6 * noise.std()
 
 
+def test_colour_lookup_maps_each_colour_to_one_grey():
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(8, 3, 16, 8)
+    x[:, :, :8] = torch.tensor([0.9, 0.1, 0.2]).view(1, 3, 1, 1)  # one colour over the top half
+    out = A.colour_lookup(x, AugmentConfig(lut_p=1.0), g)
+    assert out.min() >= 0 and out.max() <= 1
+    assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])  # grey
+    top = out[:, 0, :8]
+    assert torch.allclose(top, top[:, :1, :1].expand_as(top))  # one colour, one grey per image
+    assert top[:, 0, 0].std() > 0.05  # but a different grey in each image's table
+    # two colours of equal brightness (luma) can get very different greys
+    pair = torch.tensor([[0.2, 0.6, 0.9], [0.7, 0.55, 0.1]])
+    img = pair.t().reshape(1, 3, 2, 1).expand(200, 3, 2, 1).contiguous()
+    greys = A.colour_lookup(img, AugmentConfig(lut_p=1.0), g)[:, 0, :, 0]
+    assert (greys[:, 0] - greys[:, 1]).abs().max() > 0.3
+
+
+def test_uneven_light_is_a_smooth_gain_below_one():
+    g = torch.Generator().manual_seed(5)
+    x = torch.full((10, 3, 32, 16), 0.8)
+    out = A.uneven_light(x, AugmentConfig(light_p=1.0), g)
+    gain = out / x
+    assert gain.max() <= 1 + 1e-6 and gain.min() > 0.2
+    assert (gain[:, :, 0] < gain[:, :, 16]).float().mean() > 0.5  # darker at the edge than in the middle
+    assert torch.allclose(gain[:, 0], gain[:, 2])  # the same gain in every channel
+
+
+def test_augmentations_switched_off_draw_nothing():
+    """lut_p = light_p = 0 (the defaults) leave every other draw as it was: the shipped recipe's views."""
+    x = torch.rand(6, 3, 32, 16)
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    assert torch.equal(A.colour_lookup(x, AugmentConfig(), g1), x)
+    assert torch.equal(A.uneven_light(x, AugmentConfig(), g1), x)
+    assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))
+
+
+def test_augment_option_sets_fields_and_rejects_bad_ones(tmp_path, capsys):
+    from reidkit.pretrain.command import augment_from_args
+
+    cfg = augment_from_args(["lut_p=0.3", "crop_area=0.2,1.0", "lut_size=5"])
+    assert cfg.lut_p == 0.3 and cfg.crop_area == (0.2, 1.0) and cfg.lut_size == 5 and cfg.gray_p == AugmentConfig().gray_p
+    for bad in ("nope=1", "lut_p", "crop_area=0.3", "lut_p=high"):
+        with pytest.raises(PretrainError, match="--augment"):
+            augment_from_args([bad])
+    assert main(["pretrain", "--augment", "nope=1", "--output", str(tmp_path / "w.pth")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --augment")
+
+
 # -- corpus --------------------------------------------------------------------------------------------
 def test_folder_corpus_reads_modalities_from_subfolders(tmp_path):
     for sub in ("visible/a", "nir"):
@@ -125,6 +174,34 @@ def test_pretrain_writes_weights_and_card_that_load(tmp_path, tiny_data, recipe)
         for stem in model.stems.values():
             assert torch.equal(stem.conv1.weight, state["conv1.weight"])
         assert torch.equal(model.layer4[0].conv1.weight, state["layer4.0.conv1.weight"])
+
+
+def test_modality_gap_is_the_distance_between_modality_means():
+    from reidkit.pretrain.recipes import modality_gap
+
+    f = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [0.0, 1.0]])
+    m = torch.tensor([0, 0, 1, 1])
+    assert torch.isclose(modality_gap(f, m), torch.tensor(2.0))  # means (1, 0) and (0, 1) after L2 norm
+    assert modality_gap(f, torch.zeros(4, dtype=torch.long)) == 0  # one modality: nothing to align
+    same = torch.randn(6, 8)
+    assert modality_gap(torch.cat([same, same]), torch.tensor([0] * 6 + [2] * 6)) < 1e-10
+    three = modality_gap(torch.eye(3), torch.arange(3))
+    assert torch.isclose(three, torch.tensor(6.0))  # three pairs at squared distance 2
+
+
+@pytest.mark.parametrize("recipe", ["simclr", "moco-v2"])
+def test_modality_alignment_adds_its_loss_and_trains(tmp_path, tiny_data, recipe):
+    card = pretrain(_cfg(tmp_path, tiny_data, recipe=recipe, queue=64, modality_align=5.0))
+    assert card["options"]["modality_align"] == 5.0
+    losses = {"nt_xent" if recipe == "simclr" else "info_nce", "modality_gap"}
+    assert losses <= set(card["final_loss"])
+    assert all(math.isfinite(card["final_loss"][k]) and card["final_loss"][k] >= 0 for k in losses)
+    off = pretrain(_cfg(tmp_path / "off", tiny_data, recipe=recipe, queue=64))
+    assert "modality_gap" not in off["final_loss"]
+    with pytest.raises(PretrainError, match="self-supervised"):
+        _cfg(tmp_path, tiny_data, mode="supervised", modality_align=1.0)
+    with pytest.raises(PretrainError, match="at least 0"):
+        _cfg(tmp_path, tiny_data, modality_align=-1.0)
 
 
 def test_supervised_mode_classifies_identities(tmp_path, tiny_data):

@@ -10,7 +10,13 @@ blur and colour jitter (SimCLR, Chen et al. 2020; MoCo v2, Chen et al. 2020), a 
   CAJ, Ye et al. ICCV 2021), so colour cannot carry identity;
 - **re-mapped in grey level** by a random tone curve: a piecewise-linear function of intensity with random
   knots, sometimes monotone, sometimes not, sometimes the plain inversion; it models an unknown spectral
-  response, so only shape, texture and print geometry survive it.
+  response, so only shape, texture and print geometry survive it;
+- **looked up in a random colour table** (off by default): each colour gets a grey level that is a random
+  smooth function of the colour, not of its brightness, so two garments of equal brightness can turn one
+  dark and one light, as dyes do under a near-infrared illuminator (dyes that are transparent there show the
+  fibre beneath) or in a thermal image;
+- **unevenly lit** (off by default): a smooth random gain falling off from a random centre, as an active
+  near-infrared illuminator lights the middle of the scene more than its edges.
 
 Everything runs on whole batches ([B, 3, H, W] float in [0, 1]) on the training device, with its
 randomness drawn from the ``torch.Generator`` given, so a resumed run draws the same views.
@@ -41,6 +47,11 @@ class AugmentConfig:
         blur_p / blur_sigma: probability and sigma range (pixels) of Gaussian blur.
         noise_p / noise_std: probability and maximum standard deviation of Gaussian noise.
         erase_p: probability of erasing one random rectangle (2-25 % of the image) with a random grey.
+        lut_p / lut_size: probability of a random colour-to-grey table, and its knots per colour axis.
+        light_p / light_falloff: probability of uneven lighting, and the range of its fall-off strength.
+
+    A probability of 0 draws nothing from the generator, so turning an augmentation off leaves every other
+    draw (and so every view of a seeded run) as it was.
     """
 
     crop_area: tuple[float, float] = (0.35, 1.0)
@@ -57,6 +68,10 @@ class AugmentConfig:
     noise_p: float = 0.3
     noise_std: float = 0.04
     erase_p: float = 0.25
+    lut_p: float = 0.0
+    lut_size: int = 4
+    light_p: float = 0.0
+    light_falloff: tuple[float, float] = (0.3, 2.0)
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> Tensor:
@@ -112,6 +127,38 @@ def colour_jitter(images: Tensor, cfg: AugmentConfig, g: torch.Generator) -> Ten
     mix = torch.where(_chance(b, cfg.mix_p, g).view(b, 1, 1), mix, torch.eye(3).expand(b, 3, 3))
     out = torch.einsum("bij,bjhw->bihw", mix.to(dev, images.dtype), out)
     return out.clamp(0, 1)
+
+
+def colour_lookup(images: Tensor, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
+    """With probability ``lut_p``, every pixel's colour becomes the grey level of a random table over the
+    colour cube (``lut_size`` knots per axis, uniform random greys, trilinear in between), copied to all
+    three channels; otherwise unchanged. Nearby colours (one garment's shading) stay nearby greys; distant
+    colours get unrelated ones."""
+    if cfg.lut_p <= 0:
+        return images
+    b, dev = images.shape[0], images.device
+    n = cfg.lut_size
+    table = torch.rand(b, 1, n, n, n, generator=g).to(dev, images.dtype)
+    on = _chance(b, cfg.lut_p, g).view(b, 1, 1, 1).to(dev)
+    grid = (images.clamp(0, 1) * 2 - 1).permute(0, 2, 3, 1).unsqueeze(1)  # [B, 1, H, W, (R, G, B)]
+    grey = F.grid_sample(table, grid, mode="bilinear", align_corners=True).squeeze(2)  # [B, 1, H, W]
+    return torch.where(on, grey.expand_as(images), images)
+
+
+def uneven_light(images: Tensor, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
+    """With probability ``light_p``, a gain exp(-k d^2) over the image, d the distance (in image heights and
+    widths) from a random centre in the middle half of the image and k in ``light_falloff``."""
+    if cfg.light_p <= 0:
+        return images
+    b, _, h, w = images.shape
+    dev = images.device
+    cy, cx = _uniform(b, 0.25, 0.75, g), _uniform(b, 0.25, 0.75, g)
+    k = _uniform(b, *cfg.light_falloff, g) * _chance(b, cfg.light_p, g)
+    rows = (torch.arange(h) + 0.5).view(1, h, 1) / h
+    cols = (torch.arange(w) + 0.5).view(1, 1, w) / w
+    d2 = (rows - cy.view(b, 1, 1)) ** 2 + (cols - cx.view(b, 1, 1)) ** 2
+    gain = torch.exp(-k.view(b, 1, 1) * d2).unsqueeze(1).to(dev, images.dtype)
+    return images * gain
 
 
 def single_channel(images: Tensor, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
@@ -199,7 +246,9 @@ def augment(images: Tensor, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
     """One random view of each image: [B, 3, H, W] in [0, 1] -> normalised [B, 3, H, W]."""
     x = random_crop_flip(images, cfg, g)
     x = colour_jitter(x, cfg, g)
+    x = colour_lookup(x, cfg, g)
     x = single_channel(x, cfg, g)
+    x = uneven_light(x, cfg, g)
     x = tone_curve(x, cfg, g)
     x = gaussian_blur(x, cfg, g)
     x = noise_and_erase(x, cfg, g)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from reidkit.pretrain.config import MODES, PretrainConfig
+from reidkit.pretrain.augment import AugmentConfig
+from reidkit.pretrain.config import MODES, PretrainConfig, PretrainError
 from reidkit.pretrain.recipes import RECIPES
 
 EXAMPLES = """examples:
@@ -42,15 +44,43 @@ def add_parser(sub) -> None:
     model.add_argument("--lr", type=float, default=defaults.lr)
     model.add_argument("--warmup", type=int, default=defaults.warmup, help="linear warmup steps")
     model.add_argument("--temperature", type=float, default=defaults.temperature)
+    model.add_argument("--modality-align", type=float, default=defaults.modality_align,
+                       help="weight of the loss that pulls the modalities' mean features together "
+                            "(self-supervised; reads which camera kind took each image, never links images)")
     model.add_argument("--seed", type=int, default=defaults.seed)
     model.add_argument("--workers", type=int, default=defaults.workers)
     model.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    model.add_argument("--augment", action="append", metavar="KEY=VALUE",
+                       help="change one field of the views' augmentations (repeatable), e.g. lut_p=0.3 or "
+                            "crop_area=0.2,1.0; fields: " + ", ".join(f.name for f in dataclasses.fields(AugmentConfig)))
     run = p.add_argument_group("running")
     run.add_argument("--on-bad-image", choices=("error", "skip"), default=defaults.on_bad_image)
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT's .ckpt")
     run.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT")
     run.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
     p.set_defaults(func=cmd_pretrain)
+
+
+def augment_from_args(pairs: list[str] | None) -> AugmentConfig:
+    """``["lut_p=0.3", "crop_area=0.2,1.0"]`` -> the default :class:`AugmentConfig` with those fields changed."""
+    defaults = AugmentConfig()
+    changes = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in {f.name for f in dataclasses.fields(AugmentConfig)}:
+            raise PretrainError(f"--augment wants KEY=VALUE with KEY one of "
+                                f"{', '.join(f.name for f in dataclasses.fields(AugmentConfig))}; got {pair!r}")
+        old = getattr(defaults, key)
+        try:
+            if isinstance(old, tuple):
+                new = tuple(type(o)(v) for o, v in zip(old, value.split(","), strict=True))
+            else:
+                new = type(old)(value)
+        except ValueError:
+            raise PretrainError(f"--augment {key}: {value!r} is not {'two numbers a,b' if isinstance(old, tuple) else type(old).__name__}") from None
+        changes[key] = new
+    return dataclasses.replace(defaults, **changes)
 
 
 def config_from_args(args: argparse.Namespace) -> PretrainConfig:
@@ -61,8 +91,10 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
         output=args.output, dataset=dataset, root=args.root, folder=folder, preset=args.preset,
         world_seed=world_seed, modalities=tuple(args.modality or ()), mode=args.mode, recipe=args.recipe,
         backbone=args.backbone, height=args.height, width=args.width, steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, temperature=args.temperature, seed=args.seed,
-        workers=args.workers, on_bad_image=args.on_bad_image, checkpoint_every=args.checkpoint_every)
+        batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, temperature=args.temperature,
+        modality_align=args.modality_align, seed=args.seed,
+        workers=args.workers, on_bad_image=args.on_bad_image, checkpoint_every=args.checkpoint_every,
+        augment=augment_from_args(getattr(args, "augment", None)))
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -73,8 +105,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from reidkit.pretrain.train import card_path, pretrain
 
     if args.dataset and args.folder:
-        from reidkit.pretrain.config import PretrainError
-
         raise PretrainError("give either --dataset or --folder, not both")
     cfg = config_from_args(args)
     if distributed.env_rank() != 0:

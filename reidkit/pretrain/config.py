@@ -33,6 +33,8 @@ class PretrainConfig:
         lr, weight_decay, warmup: AdamW with linear warmup (``warmup`` steps) then cosine decay to 0.
         temperature, queue, moco_momentum: the contrastive loss's temperature, MoCo's queue length and
             key-encoder momentum.
+        modality_align: weight of the modality-mean alignment loss (self-supervised mode; 0 = off):
+            the squared distances between the batch's per-modality mean features (recipes.py).
         seed: every random choice (sampling, views, initialisation) follows from it.
         workers: data-loading processes.
         on_bad_image: ``error`` stops at an unreadable image; ``skip`` checks every image first and drops
@@ -63,6 +65,7 @@ class PretrainConfig:
     temperature: float = 0.2
     queue: int = 4096
     moco_momentum: float = 0.99
+    modality_align: float = 0.0
     seed: int = 0
     workers: int = 2
     on_bad_image: str = "error"
@@ -85,6 +88,10 @@ class PretrainConfig:
         for name in ("steps", "batch_size", "height", "width", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise PretrainError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.modality_align < 0:
+            raise PretrainError(f"--modality-align must be at least 0, got {self.modality_align}")
+        if self.modality_align > 0 and self.mode == "supervised":
+            raise PretrainError("--modality-align applies to --mode self-supervised only")
         if self.batch_size < 4:
             raise PretrainError(f"batch_size must be at least 4, got {self.batch_size}")
         if not self.output:

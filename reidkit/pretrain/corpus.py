@@ -117,18 +117,21 @@ def drop_unreadable(corpus: Corpus) -> tuple[Corpus, list[dict[str, str]]]:
 
 
 class CorpusImages(Dataset):
-    """``dataset[i]`` = ``(uint8 [3, H, W] image resized to size, identity)``; augmentation happens later,
-    on whole batches (:mod:`reidkit.pretrain.augment`)."""
+    """``dataset[i]`` = ``(uint8 [3, H, W] image resized to size, identity, modality index)``, the index into
+    the sorted modality names of ``samples``; augmentation happens later, on whole batches
+    (:mod:`reidkit.pretrain.augment`)."""
 
     def __init__(self, samples: Sequence[Sample], size: tuple[int, int]) -> None:
         self.samples = samples
         self.size = (int(size[0]), int(size[1]))
+        self.modality_index = {m: i for i, m in enumerate(sorted({s.modality for s in samples}))}
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         sample = self.samples[i]
         img = load_image(sample.path).resize((self.size[1], self.size[0]), Image.BILINEAR)
         data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-        return data.view(self.size[0], self.size[1], 3).permute(2, 0, 1).contiguous(), sample.person_id
+        image = data.view(self.size[0], self.size[1], 3).permute(2, 0, 1).contiguous()
+        return image, sample.person_id, self.modality_index[sample.modality]

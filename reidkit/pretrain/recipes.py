@@ -10,6 +10,14 @@ away after pretraining, as in the papers:
   Momentum Contrastive Learning"); keys are encoded in two shuffled halves so that BatchNorm statistics
   cannot give the positive away (MoCo's "shuffle BN", on one device).
 - ``supervised``: cross-entropy with label smoothing on the BN-neck feature of a labelled source dataset.
+
+Either self-supervised recipe can add a **modality-mean alignment** (``align`` > 0): the squared distance
+between the mean L2-normalised pooled feature of each modality in the batch and that of every other, so
+that no direction of the feature space says which camera took the image. It reads each image's modality
+(which kind of camera took it, known for every image of every dataset) and nothing that links two images;
+it assumes only that the cameras see the same population, as the training split of every cross-modality
+dataset does. In spirit it is the feature-distribution alignment of domain adaptation (Deep CORAL, Sun &
+Saenko, ECCV-W 2016, on the first moment only), applied between modalities.
 """
 from __future__ import annotations
 
@@ -35,6 +43,24 @@ def _pooled(backbone: nn.Module, images: Tensor) -> Tensor:
     return backbone(images, PRETRAIN_MODALITY)["pool"]
 
 
+def modality_gap(features: Tensor, modalities: Tensor) -> Tensor:
+    """Sum over pairs of modalities present of the squared distance between their mean L2-normalised
+    ``features`` ([N, D], rows labelled by ``modalities`` [N]); 0 with fewer than two modalities."""
+    f = F.normalize(features.float(), dim=1)
+    present = modalities.unique()
+    if present.numel() < 2:
+        return f.sum() * 0
+    means = torch.stack([f[modalities == m].mean(0) for m in present])
+    return torch.pdist(means).pow(2).sum()
+
+
+def _with_gap(losses: dict[str, Tensor], pooled: Tensor, modalities: Tensor | None, align: float,
+              views: int) -> dict[str, Tensor]:
+    if align > 0 and modalities is not None:
+        losses["modality_gap"] = align * modality_gap(pooled, modalities.repeat(views))
+    return losses
+
+
 def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     """SimCLR's loss: each of the 2B projections must pick its partner among the 2B - 1 others."""
     z = F.normalize(torch.cat([z1, z2]), dim=1).float()
@@ -46,24 +72,30 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
 
 
 class SimCLR(nn.Module):
-    def __init__(self, backbone: nn.Module, *, temperature: float = 0.2, hidden: int = 1024, out: int = 128):
+    def __init__(self, backbone: nn.Module, *, temperature: float = 0.2, hidden: int = 1024, out: int = 128,
+                 align: float = 0.0):
         super().__init__()
         self.backbone = backbone
         self.head = projector(backbone.feat_dim, hidden, out)
         self.temperature = temperature
+        self.align = align
 
-    def forward(self, views: tuple[Tensor, Tensor], labels: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, views: tuple[Tensor, Tensor], labels: Tensor | None = None,
+                modalities: Tensor | None = None) -> dict[str, Tensor]:
         n = views[0].shape[0]
-        z = self.head(_pooled(self.backbone, torch.cat(views)))
-        return {"nt_xent": nt_xent(z[:n], z[n:], self.temperature)}
+        pooled = _pooled(self.backbone, torch.cat(views))
+        z = self.head(pooled)
+        return _with_gap({"nt_xent": nt_xent(z[:n], z[n:], self.temperature)}, pooled, modalities, self.align,
+                         len(views))
 
 
 class MoCoV2(nn.Module):
     def __init__(self, backbone: nn.Module, *, temperature: float = 0.2, hidden: int = 1024, out: int = 128,
-                 queue: int = 4096, momentum: float = 0.99):
+                 queue: int = 4096, momentum: float = 0.99, align: float = 0.0):
         super().__init__()
         self.backbone = backbone
         self.head = projector(backbone.feat_dim, hidden, out)
+        self.align = align
         self.key_backbone = copy.deepcopy(backbone).requires_grad_(False)
         self.key_head = copy.deepcopy(self.head).requires_grad_(False)
         self.temperature = temperature
@@ -96,16 +128,18 @@ class MoCoV2(nn.Module):
         self.queue[idx] = keys[:size].to(self.queue.dtype)
         self.queue_ptr.fill_((ptr + keys.shape[0]) % size)
 
-    def forward(self, views: tuple[Tensor, Tensor], labels: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, views: tuple[Tensor, Tensor], labels: Tensor | None = None,
+                modalities: Tensor | None = None) -> dict[str, Tensor]:
         self._momentum_update()
-        q = F.normalize(self.head(_pooled(self.backbone, torch.cat(views))).float(), dim=1)
+        pooled = _pooled(self.backbone, torch.cat(views))
+        q = F.normalize(self.head(pooled).float(), dim=1)
         k = torch.cat([self._keys(views[1]), self._keys(views[0])])  # each view's key is the other view
         positive = (q * k).sum(1, keepdim=True)
         negative = q @ self.queue.clone().T.float()
         logits = torch.cat([positive, negative], dim=1) / self.temperature
         loss = F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
         self._enqueue(k[: views[0].shape[0]])
-        return {"info_nce": loss}
+        return _with_gap({"info_nce": loss}, pooled, modalities, self.align, len(views))
 
 
 class Supervised(nn.Module):
@@ -119,7 +153,8 @@ class Supervised(nn.Module):
         self.classifier = nn.Linear(backbone.feat_dim, num_ids, bias=False)
         self.smoothing = smoothing
 
-    def forward(self, views: tuple[Tensor, Tensor], labels: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, views: tuple[Tensor, Tensor], labels: Tensor | None = None,
+                modalities: Tensor | None = None) -> dict[str, Tensor]:
         if labels is None:
             raise ValueError("supervised pretraining needs identity labels")
         feats = self.backbone(torch.cat(views), PRETRAIN_MODALITY)["feat"]
@@ -128,12 +163,13 @@ class Supervised(nn.Module):
 
 
 def build_recipe(mode: str, recipe: str, backbone: nn.Module, *, num_ids: int = 0, temperature: float = 0.2,
-                 queue: int = 4096, momentum: float = 0.99) -> nn.Module:
-    """The objective for ``mode`` (``self-supervised`` with ``recipe``, or ``supervised``)."""
+                 queue: int = 4096, momentum: float = 0.99, align: float = 0.0) -> nn.Module:
+    """The objective for ``mode`` (``self-supervised`` with ``recipe`` and modality-mean alignment weight
+    ``align``, or ``supervised``)."""
     if mode == "supervised":
         return Supervised(backbone, num_ids)
     if recipe == "simclr":
-        return SimCLR(backbone, temperature=temperature)
+        return SimCLR(backbone, temperature=temperature, align=align)
     if recipe == "moco-v2":
-        return MoCoV2(backbone, temperature=temperature, queue=queue, momentum=momentum)
+        return MoCoV2(backbone, temperature=temperature, queue=queue, momentum=momentum, align=align)
     raise ValueError(f"unknown recipe {recipe!r}; known: {', '.join(RECIPES)}")

@@ -59,8 +59,9 @@ def _step_seed(seed: int, step: int, stream: int) -> int:
     return (seed * 1_000_003 + distributed.rank() * 7919 + step) * 4 + stream
 
 
-def _collate(items: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
-    return torch.stack([i for i, _ in items]), torch.tensor([label for _, label in items], dtype=torch.long)
+def _collate(items: list[tuple[Tensor, int, int]]) -> tuple[Tensor, Tensor, Tensor]:
+    return (torch.stack([i[0] for i in items]), torch.tensor([i[1] for i in items], dtype=torch.long),
+            torch.tensor([i[2] for i in items], dtype=torch.long))
 
 
 def build_corpus(cfg: PretrainConfig) -> Corpus:
@@ -147,7 +148,7 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(cfg)
     model = build_recipe(cfg.mode, cfg.recipe, backbone, num_ids=corpus.num_ids, temperature=cfg.temperature,
-                         queue=cfg.queue, momentum=cfg.moco_momentum).to(dev)
+                         queue=cfg.queue, momentum=cfg.moco_momentum, align=cfg.modality_align).to(dev)
     distributed.sync_batchnorm(model, dev)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
@@ -168,12 +169,12 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
     model.train()
     t0 = time.perf_counter() - elapsed
-    for step, (images, labels) in enumerate(loader, start=start):
+    for step, (images, labels, modalities) in enumerate(loader, start=start):
         g = torch.Generator().manual_seed(_step_seed(cfg.seed, step, 2))
         images = images.to(dev, non_blocking=True).float().div_(255)
         views = (augment(images, cfg.augment, g), augment(images, cfg.augment, g))
         with amp:
-            losses = (ddp or model)(views, labels.to(dev))
+            losses = (ddp or model)(views, labels.to(dev), modalities.to(dev))
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise RuntimeError(f"pretraining diverged at step {step} (loss {loss.item()}); lower --lr")
