@@ -7,7 +7,8 @@ ImageNet weights before a method starts.
 A ``.ckpt`` file (an unfinished ``reidkit pretrain`` run) is scored through its backbone.
 ``--world-seed 0`` scores the benchmark's own test split (seed 0); any other seed scores a world the
 benchmark never uses, which is where pretraining recipes are compared (docs/pretraining.md). Prints a
-markdown table (R1 / mAP in %, both search directions and their mean).
+markdown table (R1 / mAP in %, both search directions and their mean). ``--centre-modalities`` subtracts
+each modality's mean feature first (a diagnostic of the modality offset, not how a method ranks).
 """
 from __future__ import annotations
 
@@ -43,15 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presets", nargs="+", default=["standard", "standard-nir"])
     parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--json", help="also write the scores here")
+    parser.add_argument("--centre-modalities", action="store_true",
+                        help="diagnostic: subtract each modality's mean feature before ranking")
     args = parser.parse_args(argv)
 
     args.weights = [_from_checkpoint(w) if w.endswith(".ckpt") else w for w in args.weights]
-    rows, doc = [], {"world_seed": args.world_seed, "scores": {}}
+    rows, doc = [], {"world_seed": args.world_seed, "centre_modalities": args.centre_modalities, "scores": {}}
     for preset in args.presets:
         dataset = SyntheticDataset.from_root(cached_root(preset, seed=args.world_seed))
         for weights in args.weights:
             t0 = time.perf_counter()
-            scores = frozen_scores(weights, dataset)
+            scores = frozen_scores(weights, dataset, centre_modalities=args.centre_modalities)
             doc["scores"].setdefault(preset, {})[weights] = {
                 name: {k: r[k] for k in ("rank1", "mAP", "mINP")} for name, r in scores.items()}
             cells = [f"{100 * r['rank1']:.1f} / {100 * r['mAP']:.1f}" for r in scores.values()]

@@ -323,6 +323,32 @@ def test_tiny_recipe_beats_random_weights_on_frozen_features(tmp_path):
     assert mean(trained) > 1.3 * mean(random) and mean(trained) > mean(random) + 0.01, (trained, random)
 
 
+def test_centred_frozen_scores_remove_a_modality_offset(monkeypatch):
+    """With one constant offset added to every infrared feature, plain ranking suffers and the
+    per-modality centring diagnostic gives back the scores of the features without the offset."""
+    from reidkit.data.datasets.synthetic import SyntheticDataset
+    from reidkit.data.synthetic import cached_root
+    from reidkit.pretrain import frozen
+
+    test = SyntheticDataset.from_root(cached_root("tiny", seed=0))
+    real = frozen.extract_features
+    offset = torch.zeros(512)
+    offset[0] = 50.0
+
+    def shifted(model, samples, *args, **kwargs):
+        f = real(model, samples, *args, **kwargs)
+        infrared = torch.tensor([s.modality != "visible" for s in samples])
+        return torch.nn.functional.normalize(f + infrared[:, None] * offset[: f.shape[1]], dim=1)
+
+    clean = frozen.frozen_scores("none", test, size=(64, 32))
+    clean_centred = frozen.frozen_scores("none", test, size=(64, 32), centre_modalities=True)
+    monkeypatch.setattr(frozen, "extract_features", shifted)
+    offset_plain = frozen.frozen_scores("none", test, size=(64, 32))
+    offset_centred = frozen.frozen_scores("none", test, size=(64, 32), centre_modalities=True)
+    for name in clean:
+        assert offset_centred[name]["mAP"] == pytest.approx(clean_centred[name]["mAP"], abs=0.02)
+    mean = lambda r: np.mean([p["mAP"] for p in r.values()])
+    assert mean(offset_plain) < mean(clean) + 1e-9 and mean(offset_plain) < mean(offset_centred)
 
 
 # -- real layouts --------------------------------------------------------------------------------------

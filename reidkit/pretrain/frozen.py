@@ -41,15 +41,25 @@ def frozen_backbone(weights: str, modalities: Sequence[str], *, backbone: str = 
 @torch.no_grad()
 def frozen_scores(weights: str, dataset: ReIDDataset, *, backbone: str = "resnet-mini",
                   size: tuple[int, int] = (128, 64), batch_size: int = 128, device: str = "cpu",
-                  protocols: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+                  protocols: Sequence[str] = (), centre_modalities: bool = False) -> dict[str, dict[str, Any]]:
     """``{protocol: scores}`` of the frozen ``weights`` (a file, a shipped name, or ``none``) on ``dataset``'s
-    test protocols (all, or ``protocols``); scores as :func:`reidkit.evaluation.evaluate` returns them."""
+    test protocols (all, or ``protocols``); scores as :func:`reidkit.evaluation.evaluate` returns them.
+
+    ``centre_modalities`` is a diagnostic: each modality's mean feature (over the images being ranked) is
+    subtracted before ranking, which says how much of the cross-modality error is one offset per modality."""
     torch.manual_seed(0)  # "none" means the same random network every time
     model = _Pooled(frozen_backbone(weights, dataset.modalities, backbone=backbone)).to(device).eval()
     transform = test_transform(size)
 
     def features(samples):
-        return extract_features(model, samples, transform, device=torch.device(device), batch_size=batch_size)
+        f = extract_features(model, samples, transform, device=torch.device(device), batch_size=batch_size)
+        if centre_modalities:
+            modality = [s.modality for s in samples]
+            for m in set(modality):
+                rows = torch.tensor([i for i, x in enumerate(modality) if x == m])
+                f[rows] -= f[rows].mean(0)
+            f = torch.nn.functional.normalize(f, dim=1)
+        return f
 
     names = list(protocols) or list(dataset.protocols)
     return {name: evaluate(features, dataset.protocols[name]) for name in names}
