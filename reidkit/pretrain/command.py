@@ -8,6 +8,9 @@ from reidkit.pretrain.augment import AugmentConfig
 from reidkit.pretrain.config import MODES, PretrainConfig, PretrainError
 from reidkit.pretrain.recipes import RECIPES
 
+#: the fields of AugmentConfig that ``--augment KEY=VALUE`` may set
+AUGMENT_FIELDS = tuple(f.name for f in dataclasses.fields(AugmentConfig))
+
 EXAMPLES = """examples:
   reidkit pretrain --output runs/ssl/resnet-mini.pth                          # the synthetic pretraining world
   reidkit pretrain --dataset sysu_mm01 --root /data/SYSU-MM01 --backbone resnet50 --height 288 --width 144 \\
@@ -52,7 +55,7 @@ def add_parser(sub) -> None:
     model.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     model.add_argument("--augment", action="append", metavar="KEY=VALUE",
                        help="change one field of the views' augmentations (repeatable), e.g. lut_p=0.3 or "
-                            "crop_area=0.2,1.0; fields: " + ", ".join(f.name for f in dataclasses.fields(AugmentConfig)))
+                            "crop_area=0.2,1.0; fields: " + ", ".join(AUGMENT_FIELDS))
     run = p.add_argument_group("running")
     run.add_argument("--on-bad-image", choices=("error", "skip"), default=defaults.on_bad_image)
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT's .ckpt")
@@ -68,9 +71,8 @@ def augment_from_args(pairs: list[str] | None) -> AugmentConfig:
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
         key = key.strip()
-        if not sep or key not in {f.name for f in dataclasses.fields(AugmentConfig)}:
-            raise PretrainError(f"--augment wants KEY=VALUE with KEY one of "
-                                f"{', '.join(f.name for f in dataclasses.fields(AugmentConfig))}; got {pair!r}")
+        if not sep or key not in AUGMENT_FIELDS:
+            raise PretrainError(f"--augment wants KEY=VALUE with KEY one of {', '.join(AUGMENT_FIELDS)}; got {pair!r}")
         old = getattr(defaults, key)
         try:
             if isinstance(old, tuple):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -54,9 +55,9 @@ def frozen_scores(weights: str, dataset: ReIDDataset, *, backbone: str = "resnet
     def features(samples):
         f = extract_features(model, samples, transform, device=torch.device(device), batch_size=batch_size)
         if centre_modalities:
-            modality = [s.modality for s in samples]
-            for m in set(modality):
-                rows = torch.tensor([i for i, x in enumerate(modality) if x == m])
+            modality = np.array([s.modality for s in samples])
+            for m in np.unique(modality):
+                rows = torch.from_numpy(modality == m)
                 f[rows] -= f[rows].mean(0)
             f = torch.nn.functional.normalize(f, dim=1)
         return f
