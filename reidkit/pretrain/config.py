@@ -7,6 +7,7 @@ from pathlib import Path
 from reidkit.pretrain.augment import AugmentConfig
 
 MODES = ("self-supervised", "supervised")
+AMP_MODES = ("auto", "bf16", "off")
 
 
 class PretrainError(ValueError):
@@ -37,6 +38,11 @@ class PretrainConfig:
             the squared distances between the batch's per-modality mean features (recipes.py).
         seed: every random choice (sampling, views, initialisation) follows from it.
         workers: data-loading processes.
+        amp: mixed precision. ``auto`` autocasts to bfloat16 on CUDA and computes in float32 on the CPU;
+            ``bf16`` autocasts to bfloat16 on the CPU too (2-3x faster on CPUs with AVX512-BF16 or AMX,
+            benchmarks/pretraining.md); ``off`` is float32 everywhere.
+        channels_last: the backbone and the views in channels-last (NHWC) memory format (faster
+            convolutions on CPUs and GPUs; the written weights are stored contiguous either way).
         on_bad_image: ``error`` stops at an unreadable image; ``skip`` checks every image first and drops
             the unreadable ones (listed in the card).
         checkpoint_every: steps between resumable checkpoints.
@@ -70,6 +76,8 @@ class PretrainConfig:
     workers: int = 2
     on_bad_image: str = "error"
     checkpoint_every: int = 100
+    amp: str = "auto"
+    channels_last: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -79,6 +87,8 @@ class PretrainConfig:
             raise PretrainError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.recipe not in RECIPES:
             raise PretrainError(f"--recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        if self.amp not in AMP_MODES:
+            raise PretrainError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.on_bad_image not in ("error", "skip"):
             raise PretrainError(f"--on-bad-image must be error or skip, got {self.on_bad_image!r}")
         if (self.folder is None) == (self.dataset is None):

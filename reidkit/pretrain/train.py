@@ -93,7 +93,7 @@ def backbone_tensors(state: dict[str, Tensor], prefix: str = "") -> dict[str, Te
     for key, value in state.items():
         if not key.startswith(prefix) or key[len(prefix):].startswith("neck."):
             continue
-        out[key[len(prefix):].removeprefix("stems.shared.")] = value.detach().cpu().clone()
+        out[key[len(prefix):].removeprefix("stems.shared.")] = value.detach().cpu().contiguous().clone()
     return out
 
 
@@ -149,6 +149,8 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     backbone = build_backbone(cfg)
     model = build_recipe(cfg.mode, cfg.recipe, backbone, num_ids=corpus.num_ids, temperature=cfg.temperature,
                          queue=cfg.queue, momentum=cfg.moco_momentum, align=cfg.modality_align).to(dev)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     distributed.sync_batchnorm(model, dev)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
@@ -166,13 +168,15 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     loader = DataLoader(CorpusImages(corpus.samples, (cfg.height, cfg.width)), num_workers=cfg.workers,
                         batch_sampler=_StepBatches(len(corpus.samples), cfg.batch_size, cfg.seed, start, cfg.steps),
                         collate_fn=_collate)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+    amp = _autocast(cfg.amp, dev)
     model.train()
     t0 = time.perf_counter() - elapsed
     for step, (images, labels, modalities) in enumerate(loader, start=start):
         g = torch.Generator().manual_seed(_step_seed(cfg.seed, step, 2))
         images = images.to(dev, non_blocking=True).float().div_(255)
         views = (augment(images, cfg.augment, g), augment(images, cfg.augment, g))
+        if cfg.channels_last:
+            views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
         with amp:
             losses = (ddp or model)(views, labels.to(dev), modalities.to(dev))
         loss = sum(losses.values())
@@ -212,6 +216,13 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     weights.with_suffix(".ckpt").unlink(missing_ok=True)
     log.info("wrote %s and %s (%d steps, %.0f s)", weights, card_path(weights).name, cfg.steps, wall)
     return card
+
+
+def _autocast(mode: str, dev: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA unless ``off``, on the CPU only for ``bf16``; else no autocast."""
+    if mode == "off" or (mode == "auto" and dev.type != "cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast(dev.type, dtype=torch.bfloat16)
 
 
 def _wrap(model: nn.Module, dev: torch.device) -> nn.Module | None:
