@@ -9,6 +9,12 @@ A ``.ckpt`` file (an unfinished ``reidkit pretrain`` run) is scored through its 
 benchmark never uses, which is where pretraining recipes are compared (docs/pretraining.md). Prints a
 markdown table (R1 / mAP in %, both search directions and their mean). ``--centre-modalities`` subtracts
 each modality's mean feature first (a diagnostic of the modality offset, not how a method ranks).
+
+``--first-clusters`` adds what a clustering method sees at its first epoch: the frozen features of the
+world's *training* split clustered as IMSL's MMC does (K = 1.2 x identities, 5 and 20 k-means iterations,
+3 initialisation seeds) and as CHCR's joint Jaccard + DBSCAN does (its defaults), scored against the
+hidden identities by ARI and cross-pair precision (the share of visible / infrared pairs within a cluster
+that show one person; ``reidkit.engine.diagnostics``).
 """
 from __future__ import annotations
 
@@ -34,6 +40,41 @@ def _from_checkpoint(path: str) -> str:
     return out
 
 
+def first_clusters(weights: str, dataset) -> dict[str, dict[str, float]]:
+    """ARI and cross-pair precision of MMC's and CHCR's first clustering of ``dataset``'s training split."""
+    import torch
+
+    from reidkit.data.transforms import test_transform
+    from reidkit.engine.diagnostics import label_diagnostics
+    from reidkit.engine.extract import extract_features
+    from reidkit.pretrain.frozen import _Pooled, frozen_backbone
+    from reidkit_methods.chcr.clustering import joint_cluster
+    from reidkit_methods.chcr.config import CHCRConfig
+    from reidkit_methods.imsl.mmc import mmc
+
+    torch.manual_seed(0)
+    model = _Pooled(frozen_backbone(weights, dataset.modalities)).eval()
+    samples = dataset.train
+    with torch.no_grad():
+        feats = extract_features(model, samples, test_transform((128, 64)), device=torch.device("cpu"))
+    truth = np.array([s.person_id for s in samples])
+    modality = np.unique([s.modality for s in samples], return_inverse=True)[1]
+    k = round(1.2 * len(np.unique(truth)))
+    out = {}
+    for iterations in (5, 20):
+        runs = [label_diagnostics(mmc(feats, modality, k, iterations=iterations,
+                                      generator=np.random.default_rng(seed))[0].numpy(), truth, modality)
+                for seed in range(3)]
+        out[f"mmc-{iterations}"] = {key: float(np.mean([r[key] for r in runs]))
+                                    for key in ("label_ari", "cross_pair_precision")}
+    c = CHCRConfig()
+    labels = joint_cluster(feats, eps=c.eps, min_samples=c.min_samples, k1=c.k1, k2=c.k2).labels
+    d = label_diagnostics(labels, truth, modality)
+    out["chcr"] = {key: d[key] for key in ("label_ari", "cross_pair_precision")}
+    out["chcr"]["outliers"] = float(np.mean(labels < 0))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from reidkit.data.datasets.synthetic import SyntheticDataset
     from reidkit.data.synthetic import cached_root
@@ -46,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the scores here")
     parser.add_argument("--centre-modalities", action="store_true",
                         help="diagnostic: subtract each modality's mean feature before ranking")
+    parser.add_argument("--first-clusters", action="store_true",
+                        help="also cluster the training split as MMC and CHCR do at their first epoch")
     args = parser.parse_args(argv)
 
     args.weights = [_from_checkpoint(w) if w.endswith(".ckpt") else w for w in args.weights]
@@ -57,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             scores = frozen_scores(weights, dataset, centre_modalities=args.centre_modalities)
             doc["scores"].setdefault(preset, {})[weights] = {
                 name: {k: r[k] for k in ("rank1", "mAP", "mINP")} for name, r in scores.items()}
+            if args.first_clusters:
+                clusters = first_clusters(weights, dataset)
+                doc.setdefault("first_clusters", {}).setdefault(preset, {})[weights] = clusters
+                print(f"{preset} {weights}: first clusters " + ", ".join(
+                    f"{name} ARI {c['label_ari']:.2f} xpp {c['cross_pair_precision']:.2f}"
+                    for name, c in clusters.items()), file=sys.stderr)
             cells = [f"{100 * r['rank1']:.1f} / {100 * r['mAP']:.1f}" for r in scores.values()]
             mean_map = 100 * np.mean([r["mAP"] for r in scores.values()])
             rows.append(f"| {preset} | `{weights}` | {' | '.join(cells)} | {mean_map:.1f} |")

@@ -204,6 +204,22 @@ def test_modality_alignment_adds_its_loss_and_trains(tmp_path, tiny_data, recipe
         _cfg(tmp_path, tiny_data, modality_align=-1.0)
 
 
+def test_cpu_bfloat16_and_channels_last_train_and_write_contiguous_weights(tmp_path, tiny_data, capsys):
+    card = pretrain(_cfg(tmp_path, tiny_data, amp="bf16", channels_last=True))
+    assert card["options"]["amp"] == "bf16" and card["options"]["channels_last"] is True
+    assert math.isfinite(card["final_loss"]["nt_xent"])
+    state = torch.load(tmp_path / "w.pth", weights_only=True)
+    assert all(t.is_contiguous() and (t.dtype == torch.float32 or not t.is_floating_point()) for t in state.values())
+    model = resnet_mini(ModelConfig(weights=str(tmp_path / "w.pth")), ("visible", "infrared"))
+    assert torch.equal(model.layer4[0].conv1.weight, state["layer4.0.conv1.weight"])
+    with pytest.raises(PretrainError, match="--amp"):
+        _cfg(tmp_path, tiny_data, amp="fp16")
+    assert main(["pretrain", "--dataset", "generic", "--root", str(tiny_data), "--output", str(tmp_path / "c.pth"),
+                 "--steps", "2", "--batch-size", "8", "--height", "32", "--width", "16", "--workers", "0",
+                 "--amp", "bf16", "--channels-last"]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["options"]["channels_last"] is True
+
+
 def test_supervised_mode_classifies_identities(tmp_path, tiny_data):
     card = pretrain(_cfg(tmp_path, tiny_data, mode="supervised"))
     assert card["mode"] == "supervised" and card["recipe"] == "identity-classification"
