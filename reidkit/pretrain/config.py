@@ -39,7 +39,7 @@ class PretrainConfig:
         seed: every random choice (sampling, views, initialisation) follows from it.
         workers: data-loading processes.
         amp: mixed precision. ``auto`` autocasts to bfloat16 on CUDA and computes in float32 on the CPU;
-            ``bf16`` autocasts to bfloat16 on the CPU too (2-3x faster on CPUs with AVX512-BF16 or AMX,
+            ``bf16`` autocasts to bfloat16 on the CPU too (about 1.6x faster per step on CPUs with AVX512-BF16 or AMX,
             benchmarks/pretraining.md); ``off`` is float32 everywhere.
         channels_last: the backbone and the views in channels-last (NHWC) memory format (faster
             convolutions on CPUs and GPUs; the written weights are stored contiguous either way).
