@@ -42,24 +42,9 @@ def _from_checkpoint(path: str) -> str:
 
 def first_clusters(weights: str, dataset) -> dict[str, dict[str, float]]:
     """ARI and cross-pair precision of MMC's and CHCR's first clustering of ``dataset``'s training split."""
-    import torch
+    from reidkit.pretrain.frozen import frozen_features
 
-    from reidkit.data.transforms import test_transform
-    from reidkit.engine.extract import extract_features
-    from reidkit.pretrain.frozen import frozen_backbone
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, backbone):
-            super().__init__()
-            self.backbone = backbone
-
-        def embed(self, images, modality):
-            return self.backbone(images, modality)["pool"]
-
-    torch.manual_seed(0)
-    model = Pooled(frozen_backbone(weights, dataset.modalities)).eval()
-    with torch.no_grad():
-        feats = extract_features(model, dataset.train, test_transform((128, 64)), device=torch.device("cpu"))
+    feats = frozen_features(weights, dataset, dataset.train)
     truth = np.array([s.person_id for s in dataset.train])
     modality = np.unique([s.modality for s in dataset.train], return_inverse=True)[1]
     return cluster_scores(feats, truth, modality)

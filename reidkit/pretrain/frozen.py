@@ -40,6 +40,16 @@ def frozen_backbone(weights: str, modalities: Sequence[str], *, backbone: str = 
 
 
 @torch.no_grad()
+def frozen_features(weights: str, dataset: ReIDDataset, samples: Sequence, *, backbone: str = "resnet-mini",
+                    size: tuple[int, int] = (128, 64), batch_size: int = 128, device: str = "cpu") -> Tensor:
+    """[N, D] L2-normalised frozen pooled features of ``samples`` (e.g. ``dataset.train``, what a clustering
+    method sees at its first epoch) under ``weights``."""
+    torch.manual_seed(0)  # "none" means the same random network every time
+    model = _Pooled(frozen_backbone(weights, dataset.modalities, backbone=backbone)).to(device).eval()
+    return extract_features(model, samples, test_transform(size), device=torch.device(device), batch_size=batch_size)
+
+
+@torch.no_grad()
 def frozen_scores(weights: str, dataset: ReIDDataset, *, backbone: str = "resnet-mini",
                   size: tuple[int, int] = (128, 64), batch_size: int = 128, device: str = "cpu",
                   protocols: Sequence[str] = (), centre_modalities: bool = False) -> dict[str, dict[str, Any]]:
