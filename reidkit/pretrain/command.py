@@ -62,9 +62,10 @@ def add_parser(sub) -> None:
     run.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT")
     run.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
     run.add_argument("--amp", choices=AMP_MODES, default=defaults.amp,
-                     help="bfloat16 autocast: auto = on CUDA only; bf16 = on the CPU too (fast on CPUs with "
-                          "AVX512-BF16/AMX); off = float32")
-    run.add_argument("--channels-last", action="store_true", help="channels-last memory format (faster)")
+                     help="bfloat16 autocast: auto = on CUDA and on CPUs with native bfloat16 (AVX512-BF16/AMX); "
+                          "bf16 = on any device; off = float32")
+    run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=defaults.channels_last,
+                     help="channels-last memory format (faster; default on)")
     p.set_defaults(func=cmd_pretrain)
 
 
@@ -100,7 +101,7 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
         batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, temperature=args.temperature,
         modality_align=args.modality_align, seed=args.seed,
         workers=args.workers, on_bad_image=args.on_bad_image, checkpoint_every=args.checkpoint_every,
-        amp=getattr(args, "amp", "auto"), channels_last=getattr(args, "channels_last", False),
+        amp=getattr(args, "amp", "auto"), channels_last=getattr(args, "channels_last", True),
         augment=augment_from_args(getattr(args, "augment", None)))
 
 

@@ -38,9 +38,10 @@ class PretrainConfig:
             the squared distances between the batch's per-modality mean features (recipes.py).
         seed: every random choice (sampling, views, initialisation) follows from it.
         workers: data-loading processes.
-        amp: mixed precision. ``auto`` autocasts to bfloat16 on CUDA and computes in float32 on the CPU;
-            ``bf16`` autocasts to bfloat16 on the CPU too (about 1.6x faster per step on CPUs with AVX512-BF16 or AMX,
-            benchmarks/pretraining.md); ``off`` is float32 everywhere.
+        amp: mixed precision. ``auto`` autocasts to bfloat16 on CUDA, and on a CPU whose instructions
+            compute in bfloat16 natively (AVX512-BF16 or AMX; about 1.6x faster per step there,
+            benchmarks/pretraining.md), float32 elsewhere; ``bf16`` autocasts on any device; ``off`` is
+            float32 everywhere. The card records what ran (``precision``).
         channels_last: the backbone and the views in channels-last (NHWC) memory format (faster
             convolutions on CPUs and GPUs; the written weights are stored contiguous either way).
         on_bad_image: ``error`` stops at an unreadable image; ``skip`` checks every image first and drops
@@ -63,7 +64,7 @@ class PretrainConfig:
     backbone: str = "resnet-mini"
     height: int = 128
     width: int = 64
-    steps: int = 4000
+    steps: int = 8000
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -77,7 +78,7 @@ class PretrainConfig:
     on_bad_image: str = "error"
     checkpoint_every: int = 100
     amp: str = "auto"
-    channels_last: bool = False
+    channels_last: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:

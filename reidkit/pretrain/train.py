@@ -205,6 +205,7 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
         "mode": cfg.mode, "recipe": cfg.recipe if cfg.mode == "self-supervised" else "identity-classification",
         "corpus": corpus.info, "steps": cfg.steps, "batch_size": cfg.batch_size, "image_size": [cfg.height, cfg.width],
         "seed": cfg.seed, "world_size": distributed.world_size(), "device": str(dev),
+        "precision": precision(cfg.amp, dev),
         "wall_time_s": round(wall, 1), "reidkit": __version__, "git_commit": commit, "git_dirty": dirty,
         "options": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("output", "augment")},
         "augment": dataclasses.asdict(cfg.augment),
@@ -218,9 +219,23 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     return card
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as oneDNN reports it."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def precision(mode: str, dev: torch.device) -> str:
+    """``bfloat16`` or ``float32``: what ``--amp mode`` runs on ``dev``."""
+    if mode == "bf16" or (mode == "auto" and (dev.type == "cuda" or (dev.type == "cpu" and cpu_has_bf16()))):
+        return "bfloat16"
+    return "float32"
+
+
 def _autocast(mode: str, dev: torch.device) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast on CUDA unless ``off``, on the CPU only for ``bf16``; else no autocast."""
-    if mode == "off" or (mode == "auto" and dev.type != "cuda"):
+    if precision(mode, dev) == "float32":
         return contextlib.nullcontext()
     return torch.autocast(dev.type, dtype=torch.bfloat16)
 
