@@ -220,6 +220,18 @@ def test_cpu_bfloat16_and_channels_last_train_and_write_contiguous_weights(tmp_p
     assert json.loads((tmp_path / "c.json").read_text())["options"]["channels_last"] is True
 
 
+def test_amp_auto_uses_bfloat16_where_the_hardware_has_it(monkeypatch):
+    from reidkit.pretrain import train as T
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert T.precision("off", cuda) == "float32" and T.precision("bf16", cpu) == "bfloat16"
+    assert T.precision("auto", cuda) == "bfloat16"
+    monkeypatch.setattr(T, "cpu_has_bf16", lambda: False)
+    assert T.precision("auto", cpu) == "float32"
+    monkeypatch.setattr(T, "cpu_has_bf16", lambda: True)
+    assert T.precision("auto", cpu) == "bfloat16"
+
+
 def test_supervised_mode_classifies_identities(tmp_path, tiny_data):
     card = pretrain(_cfg(tmp_path, tiny_data, mode="supervised"))
     assert card["mode"] == "supervised" and card["recipe"] == "identity-classification"
