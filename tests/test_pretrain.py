@@ -226,9 +226,9 @@ def test_amp_auto_uses_bfloat16_where_the_hardware_has_it(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert T.precision("off", cuda) == "float32" and T.precision("bf16", cpu) == "bfloat16"
     assert T.precision("auto", cuda) == "bfloat16"
-    monkeypatch.setattr(T, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(T, "native_bf16", lambda: False)
     assert T.precision("auto", cpu) == "float32"
-    monkeypatch.setattr(T, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(T, "native_bf16", lambda: True)
     assert T.precision("auto", cpu) == "bfloat16"
 
 

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from reidkit.hardware import native_bf16
+
 from ._progress import StepLog
 from .ann import faiss_knn
 from .mixed import mixed_knn
@@ -79,7 +81,7 @@ def _torch_knn(x: Tensor, k: int, *, precision: str, margin: int | None, block: 
                progress: bool) -> Neighbors:
     cuda = x.device.type == "cuda"
     if precision == "auto":
-        precision = "mixed" if (not cuda and _cpu_has_bf16()) else "fp32"
+        precision = "mixed" if (not cuda and native_bf16()) else "fp32"
     if precision == "mixed" and cuda:
         log.debug("precision='mixed' is a CPU path; using float32 on %s", x.device)
         precision = "fp32"
@@ -106,13 +108,6 @@ def chunked_knn(features, k: int, *, chunk: int = 1024, progress: bool = False) 
         steps.update(min(s + chunk, n))
     steps.finish()
     return Neighbors(torch.cat(idx).numpy(), torch.cat(vals).numpy())
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover - depends on the torch build
-        return False
 
 
 @contextlib.contextmanager

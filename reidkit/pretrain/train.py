@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Sampler
 
 from reidkit import __version__, distributed
+from reidkit.hardware import native_bf16
 from reidkit.config import ModelConfig
 from reidkit.engine.checkpoint import load_checkpoint, save_checkpoint, write_json
 from reidkit.models.weights import sha256
@@ -219,17 +220,9 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     return card
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as oneDNN reports it."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def precision(mode: str, dev: torch.device) -> str:
     """``bfloat16`` or ``float32``: what ``--amp mode`` runs on ``dev``."""
-    if mode == "bf16" or (mode == "auto" and (dev.type == "cuda" or (dev.type == "cpu" and cpu_has_bf16()))):
+    if mode == "bf16" or (mode == "auto" and (dev.type == "cuda" or (dev.type == "cpu" and native_bf16()))):
         return "bfloat16"
     return "float32"
 
