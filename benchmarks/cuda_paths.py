@@ -22,7 +22,6 @@ ARI of the labels).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import statistics
@@ -30,21 +29,11 @@ import time
 from pathlib import Path
 
 import torch
+from memory_format import MODALITIES, build  # benchmarks/ is the script's folder
 
-MODALITIES = ("visible", "infrared")
 #: backbone -> (height, width, train batch, eval batch)
 CASES = {"resnet-mini": (128, 64, 64, 256), "resnet50": (288, 144, 64, 256)}
 AMPS = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def build(name: str, channels_last: bool, device: torch.device) -> torch.nn.Module:
-    from reidkit.config import ModelConfig
-    from reidkit.registry import BACKBONES
-
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(ModelConfig(), weights="none", channels_last=channels_last)
-    model = BACKBONES.get(name)(cfg, MODALITIES).to(device)
-    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 class Setting:
@@ -52,7 +41,7 @@ class Setting:
 
     def __init__(self, name: str, amp: str, channels_last: bool, state: dict, device: torch.device) -> None:
         self.amp, self.channels_last = amp, channels_last
-        self.model = build(name, channels_last, device)
+        self.model = build(name, channels_last).to(device)
         self.model.load_state_dict(state)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-5)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
@@ -91,7 +80,7 @@ def _timed(fn, steps: int) -> float:
 
 def measure_backbone(name: str, steps: int, blocks: int, device: torch.device) -> list[dict]:
     height, width, train_batch, eval_batch = CASES[name]
-    state = build(name, False, device).state_dict()
+    state = build(name, False).to(device).state_dict()
     settings = [Setting(name, amp, cl, state, device) for amp in AMPS for cl in (False, True)]
     g = torch.Generator(device="cpu").manual_seed(0)
     x_train = torch.randn(train_batch, 3, height, width, generator=g).to(device)
@@ -155,30 +144,31 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: no CUDA device (this benchmark measures the GPU paths)")
     device = torch.device("cuda")
     torch.set_num_threads(os.cpu_count() or 1)
-    lines = [f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
-             f"cuDNN {torch.backends.cudnn.version()}; host CPU {platform.machine()}, {os.cpu_count()} cores", "",
-             "| backbone | size | amp, format | train img/s (batch) | train ms/step | eval img/s (batch) "
-             "| feature error vs fp32 |", "|---|---|---|---:|---:|---:|---:|"]
-    print(lines[0], flush=True)
+    lines: list[str] = []
+
+    def emit(*rows: str) -> None:
+        lines.extend(rows)
+        print(*rows, sep="\n", flush=True)
+
+    emit(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+         f"cuDNN {torch.backends.cudnn.version()}; host CPU {platform.machine()}, {os.cpu_count()} cores", "",
+         "| backbone | size | amp, format | train img/s (batch) | train ms/step | eval img/s (batch) "
+         "| feature error vs fp32 |", "|---|---|---|---:|---:|---:|---:|")
     for name in args.backbones:
         for r in measure_backbone(name, args.steps, args.blocks, device):
-            lines.append(f"| {r['backbone']} | {r['size']} | {r['setting']} | {r['train_img_s']:.0f} "
-                         f"({r['train_batch']}) | {r['train_ms']:.1f} | {r['eval_img_s']:.0f} ({r['eval_batch']}) "
-                         f"| {r['error']:.1e} |")
-            print(lines[-1], flush=True)
+            emit(f"| {r['backbone']} | {r['size']} | {r['setting']} | {r['train_img_s']:.0f} ({r['train_batch']}) "
+                 f"| {r['train_ms']:.1f} | {r['eval_img_s']:.0f} ({r['eval_batch']}) | {r['error']:.1e} |")
     if args.cluster_sizes:
-        lines += ["", "| N | kNN CUDA s | kNN CPU s | pseudo-labels CUDA s | pseudo-labels CPU s | same kNN lists "
-                  "| max sim diff | labels ARI | clusters |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for n in args.cluster_sizes:
-            c = measure_clustering(n, device)
-            lines.append(f"| {n} | {c['knn_cuda_s']:.2f} | {c['knn_cpu_s']:.2f} | {c['labels_cuda_s']:.2f} "
-                         f"| {c['labels_cpu_s']:.2f} | {c['knn_same_lists']:.4f} | {c['knn_max_sim_diff']:.1e} "
-                         f"| {c['labels_ari']:.4f} | {c['clusters']} |")
-            print(lines[-1], flush=True)
+        emit("", "| N | kNN CUDA s | kNN CPU s | pseudo-labels CUDA s | pseudo-labels CPU s | same kNN lists "
+             "| max sim diff | labels ARI | clusters |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in args.cluster_sizes:
+        c = measure_clustering(n, device)
+        emit(f"| {n} | {c['knn_cuda_s']:.2f} | {c['knn_cpu_s']:.2f} | {c['labels_cuda_s']:.2f} "
+             f"| {c['labels_cpu_s']:.2f} | {c['knn_same_lists']:.4f} | {c['knn_max_sim_diff']:.1e} "
+             f"| {c['labels_ari']:.4f} | {c['clusters']} |")
     if args.output:
         Path(args.output).write_text("\n".join(lines) + "\n")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
