@@ -82,6 +82,32 @@ def test_mmc_drops_empty_clusters_and_is_deterministic_per_generator():
     assert sorted(set(a.tolist())) == list(range(ca.shape[0]))  # consecutive, no empty cluster left
 
 
+
+def test_mmc_kmeans_plus_plus_start_is_deterministic_and_no_worse_on_separated_identities():
+    centres = F.normalize(torch.randn(8, 16, generator=torch.Generator().manual_seed(2)), dim=1)
+    truth = torch.arange(8).repeat_interleave(6)
+    modality = torch.arange(2).repeat(24)
+    feats = F.normalize(centres[truth] + 0.02 * torch.randn(48, 16, generator=torch.Generator().manual_seed(3)),
+                        dim=1)
+    a, ca = mmc(feats, modality, 8, iterations=10, generator=np.random.default_rng(0), init="k-means++")
+    b, cb = mmc(feats, modality, 8, iterations=10, generator=np.random.default_rng(0), init="k-means++")
+    assert torch.equal(a, b) and torch.equal(ca, cb)
+    expected, _ = modality_mean_centroids(feats, a, modality, ca.shape[0], 2)
+    assert torch.allclose(ca, expected, atol=1e-6)  # the update is still MMC's
+
+    def inertia(labels, cents):
+        return float(((feats - cents[labels]) ** 2).sum())
+
+    # well-separated identities, K = their number: D^2 seeding finds them from every start; the official
+    # start (one random sample per modality, averaged) leaves some merged, so its objective is higher
+    pp = [inertia(*mmc(feats, modality, 8, iterations=10, generator=np.random.default_rng(s), init="k-means++"))
+          for s in range(5)]
+    official = [inertia(*mmc(feats, modality, 8, iterations=10, generator=np.random.default_rng(s)))
+                for s in range(5)]
+    assert max(pp) < min(official)
+    with pytest.raises(ValueError, match="initialisation"):
+        mmc(feats, modality, 8, generator=np.random.default_rng(0), init="random")
+
 def test_cluster_count_rule():
     cfg = IMSLConfig()
     assert cluster_count(cfg, num_train=4000, num_train_ids=171, num_modalities=3) == 205

@@ -58,6 +58,9 @@ class IMSLConfig:
     images_per_cluster: int = option(4, ge=1,
                                      help="when the identity count is unknown: K = N / (modalities x this)")
     kmeans_iterations: int = option(5, ge=1, help="k-means iterations per epoch (official 5)")
+    kmeans_init: str = option("official", choices=("official", "k-means++"),
+                              help="official: each centroid the mean of one random sample per modality; "
+                                   "k-means++: D^2 seeding (a reidkit option; same objective and update)")
     modality_link: str = option("mmc", choices=("mmc", "shape"),
                                 help="mmc: one clustering of all modalities, linked by MMC's shared centroids "
                                      "(official); shape: k-means within each modality, clusters linked "

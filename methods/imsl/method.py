@@ -140,7 +140,7 @@ class IMSL(Method):
     def _cluster(self, features: Tensor, modality_ids: Tensor, generator) -> tuple[Tensor, Tensor]:
         """MMC's [N] labels and [K, D] centroids of ``features`` (benchmarks/oracle_labels.py overrides it)."""
         return mmc(features, modality_ids, self.k, iterations=self.cfg.kmeans_iterations, generator=generator,
-                   update=self.cfg.clustering)
+                   update=self.cfg.clustering, init=self.cfg.kmeans_init)
 
     def _mask_features(self, ctx: EpochContext) -> Tensor:
         """[N, D] features of the training shape maps: the dataset's masks or the silhouette estimate."""

@@ -6,7 +6,9 @@ For cluster k with members in the modalities M_k, the update is
     c_k = (1 / |M_k|) * sum_{m in M_k} mean{ f_i : i in k, m_i = m },
 
 so every modality weighs the same whatever its sample count, and a cluster is not pulled toward the
-modality that dominates it. Each centroid starts as the average of one random sample per modality.
+modality that dominates it. Each centroid starts as the average of one random sample per modality (the official initialisation;
+``init="k-means++"`` seeds it by k-means++ instead, a reidkit option: same objective and update, a better
+start, benchmarks/imsl.md).
 Assignment is by Euclidean distance; empty clusters are dropped (K can shrink); the last assignment is
 returned with consecutive labels, as in the official ``kmeans_with_modal``. ``kmeans`` (the MMC-off
 ablation) differs only in the update: the plain mean of all members.
@@ -48,7 +50,7 @@ def modality_mean_init(feats: Tensor, modality_ids: Tensor, k: int, num_modaliti
 
 
 def mmc(feats: Tensor, modality_ids: Tensor | np.ndarray, k: int, *, iterations: int = 5,
-        generator: np.random.Generator, update: str = "mmc") -> tuple[Tensor, Tensor]:
+        generator: np.random.Generator, update: str = "mmc", init: str = "official") -> tuple[Tensor, Tensor]:
     """Cluster ``feats`` [N, D] into at most ``k`` clusters with ``reidkit.cluster.kmeans``.
 
     Args:
@@ -57,6 +59,8 @@ def mmc(feats: Tensor, modality_ids: Tensor | np.ndarray, k: int, *, iterations:
             label changes, which gives the same result).
         update: ``"mmc"`` (mean of modality means) or ``"kmeans"`` (mean of members).
         generator: seeds the initialisation (the engine's per-epoch generator: deterministic per epoch).
+        init: ``"official"`` (each centroid the mean of one random sample per modality) or ``"k-means++"``
+            (D^2 seeding over all samples, whatever their modality).
     Returns:
         labels [N] int64 in [0, K') and centroids [K', D] consistent with them (K' <= k: empty clusters
         are dropped and the rest relabelled in order).
@@ -65,7 +69,13 @@ def mmc(feats: Tensor, modality_ids: Tensor | np.ndarray, k: int, *, iterations:
     modality_ids = torch.as_tensor(modality_ids, dtype=torch.int64, device=feats.device)
     num_modalities = int(modality_ids.max()) + 1
     k = max(1, min(int(k), feats.shape[0]))
-    init = modality_mean_init(feats, modality_ids, k, num_modalities, generator)
+    seed = 0  # unused when the start is a tensor
+    if init == "official":
+        start: str | Tensor = modality_mean_init(feats, modality_ids, k, num_modalities, generator)
+    elif init == "k-means++":
+        start, seed = "k-means++", int(generator.integers(2**31))
+    else:
+        raise ValueError(f"unknown MMC initialisation {init!r}; expected 'official' or 'k-means++'")
     if update == "mmc":
         def step(x: Tensor, labels: Tensor, num_clusters: int) -> tuple[Tensor, Tensor]:
             return modality_mean_centroids(x, labels, modality_ids, num_clusters, num_modalities)
@@ -75,5 +85,6 @@ def mmc(feats: Tensor, modality_ids: Tensor | np.ndarray, k: int, *, iterations:
         raise ValueError(f"unknown centroid update {update!r}; expected 'mmc' or 'kmeans'")
     # the primitive assigns once before its loop and updates once after it: iterations - 1 inner rounds
     # give the official T assignments and T updates
-    result = kmeans(feats, k, iterations=max(iterations - 1, 0), init=init, update=step, drop_empty=True)
+    result = kmeans(feats, k, iterations=max(iterations - 1, 0), init=start, update=step, drop_empty=True,
+                    seed=seed)
     return result.labels, result.centroids
