@@ -170,5 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.output).write_text("\n".join(lines) + "\n")
     return 0
 
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -29,15 +30,12 @@ def measure(steps: int, compile_model: bool) -> dict[str, float]:
     from reidkit.pretrain import train as T
     from reidkit.pretrain.config import PretrainConfig
     from reidkit.pretrain.corpus import CorpusImages
-    from reidkit.pretrain.recipes import build_recipe
 
     cfg = PretrainConfig(output="unused.pth")
     dev = torch.device("cpu")
     corpus = T.build_corpus(cfg)
     torch.manual_seed(0)
-    model = build_recipe(cfg.mode, cfg.recipe, T.build_backbone(cfg), num_ids=corpus.num_ids,
-                         temperature=cfg.temperature, queue=cfg.queue, momentum=cfg.moco_momentum,
-                         align=cfg.modality_align).to(memory_format=torch.channels_last)
+    model = T.build_model(cfg, corpus.num_ids, dev)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     forward = torch.compile(model) if compile_model else model
     images = CorpusImages(corpus.samples, (cfg.height, cfg.width))
@@ -47,9 +45,7 @@ def measure(steps: int, compile_model: bool) -> dict[str, float]:
     views_s, step_s = [], []
     for step in range(steps):
         t0 = time.perf_counter()
-        g = torch.Generator().manual_seed(step)
-        views = tuple(T.augment(batch, cfg.augment, g).contiguous(memory_format=torch.channels_last)
-                      for _ in range(2))
+        views = T.make_views(batch, cfg, torch.Generator().manual_seed(step))
         t1 = time.perf_counter()
         with amp:
             losses = forward(views, labels, modalities)
@@ -72,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {"eager": measure(args.steps, False)}
     if args.compile:
         rows["torch.compile"] = measure(args.steps, True)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {__import__('os').getloadavg()[0]:.2f}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}")
     print("| step | precision | s / step | of which the two views | rest of the step | 8,000 steps (min) |")
     print("|---|---|---:|---:|---:|---:|")
     for name, r in rows.items():

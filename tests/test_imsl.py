@@ -82,7 +82,6 @@ def test_mmc_drops_empty_clusters_and_is_deterministic_per_generator():
     assert sorted(set(a.tolist())) == list(range(ca.shape[0]))  # consecutive, no empty cluster left
 
 
-
 def test_mmc_kmeans_plus_plus_start_is_deterministic_and_no_worse_on_separated_identities():
     centres = F.normalize(torch.randn(8, 16, generator=torch.Generator().manual_seed(2)), dim=1)
     truth = torch.arange(8).repeat_interleave(6)
@@ -107,6 +106,7 @@ def test_mmc_kmeans_plus_plus_start_is_deterministic_and_no_worse_on_separated_i
     assert max(pp) < min(official)
     with pytest.raises(ValueError, match="initialisation"):
         mmc(feats, modality, 8, generator=np.random.default_rng(0), init="random")
+
 
 def test_cluster_count_rule():
     cfg = IMSLConfig()

@@ -6,9 +6,9 @@ For cluster k with members in the modalities M_k, the update is
     c_k = (1 / |M_k|) * sum_{m in M_k} mean{ f_i : i in k, m_i = m },
 
 so every modality weighs the same whatever its sample count, and a cluster is not pulled toward the
-modality that dominates it. Each centroid starts as the average of one random sample per modality (the official initialisation;
-``init="k-means++"`` seeds it by k-means++ instead, a reidkit option: same objective and update, a better
-start, benchmarks/imsl.md).
+modality that dominates it. Each centroid starts as the average of one random sample per modality (the
+official initialisation; ``init="k-means++"`` seeds it by k-means++ instead, a reidkit option: same
+objective and update, measured in benchmarks/imsl.md).
 Assignment is by Euclidean distance; empty clusters are dropped (K can shrink); the last assignment is
 returned with consecutive labels, as in the official ``kmeans_with_modal``. ``kmeans`` (the MMC-off
 ablation) differs only in the update: the plain mean of all members.
@@ -69,9 +69,8 @@ def mmc(feats: Tensor, modality_ids: Tensor | np.ndarray, k: int, *, iterations:
     modality_ids = torch.as_tensor(modality_ids, dtype=torch.int64, device=feats.device)
     num_modalities = int(modality_ids.max()) + 1
     k = max(1, min(int(k), feats.shape[0]))
-    seed = 0  # unused when the start is a tensor
-    if init == "official":
-        start: str | Tensor = modality_mean_init(feats, modality_ids, k, num_modalities, generator)
+    if init == "official":  # a tensor start: the primitive's seed is not used
+        start, seed = modality_mean_init(feats, modality_ids, k, num_modalities, generator), 0
     elif init == "k-means++":
         start, seed = "k-means++", int(generator.integers(2**31))
     else:

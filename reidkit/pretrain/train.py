@@ -82,6 +82,22 @@ def build_backbone(cfg: PretrainConfig) -> nn.Module:
     return BACKBONES.get(cfg.backbone)(model_cfg, (PRETRAIN_MODALITY,))
 
 
+def build_model(cfg: PretrainConfig, num_ids: int, device: torch.device) -> nn.Module:
+    """``cfg``'s recipe around a fresh ``cfg.backbone`` (its ``.backbone``), on ``device``, channels-last if
+    ``cfg.channels_last``. Seed torch first: the backbone's initial weights are drawn here."""
+    model = build_recipe(cfg.mode, cfg.recipe, build_backbone(cfg), num_ids=num_ids, temperature=cfg.temperature,
+                         queue=cfg.queue, momentum=cfg.moco_momentum, align=cfg.modality_align).to(device)
+    return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+
+def make_views(images: Tensor, cfg: PretrainConfig, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Two augmented views of a [B, 3, H, W] batch in [0, 1], drawn from ``g``, in ``cfg``'s memory format."""
+    views = (augment(images, cfg.augment, g), augment(images, cfg.augment, g))
+    if cfg.channels_last:
+        views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
+    return views
+
+
 def export_state(backbone: nn.Module) -> dict[str, Tensor]:
     """The backbone's tensors without the BN-neck; a shared stem stored under torchvision's names."""
     return backbone_tensors(backbone.state_dict())
@@ -147,11 +163,8 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     if cfg.on_bad_image == "skip":
         corpus, skipped = drop_unreadable(corpus)
     torch.manual_seed(cfg.seed)
-    backbone = build_backbone(cfg)
-    model = build_recipe(cfg.mode, cfg.recipe, backbone, num_ids=corpus.num_ids, temperature=cfg.temperature,
-                         queue=cfg.queue, momentum=cfg.moco_momentum, align=cfg.modality_align).to(dev)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(cfg, corpus.num_ids, dev)
+    backbone = model.backbone
     distributed.sync_batchnorm(model, dev)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
@@ -175,9 +188,7 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     for step, (images, labels, modalities) in enumerate(loader, start=start):
         g = torch.Generator().manual_seed(_step_seed(cfg.seed, step, 2))
         images = images.to(dev, non_blocking=True).float().div_(255)
-        views = (augment(images, cfg.augment, g), augment(images, cfg.augment, g))
-        if cfg.channels_last:
-            views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
+        views = make_views(images, cfg, g)
         with amp:
             losses = (ddp or model)(views, labels.to(dev), modalities.to(dev))
         loss = sum(losses.values())
