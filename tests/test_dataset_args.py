@@ -119,7 +119,7 @@ def test_an_old_checkpoint_config_is_restored(with_example, tmp_path, caplog):
     ckpt = out / "checkpoints" / "last.pt"
     state = load_checkpoint(ckpt)
     config = state["config"]
-    assert config["dataset_args"] == {"colour_modality": "auto", "preset": "tiny"}
+    assert config["dataset_args"] == {"colour_modality": "auto", "preset": "tiny", "world_seed": 0}
     config["data"].update({**OLD_SAVED_DATA, "preset": config.pop("dataset_args")["preset"]})  # as saved before
     torch.save(state, ckpt)
     with caplog.at_level(logging.WARNING, logger="reidkit"):

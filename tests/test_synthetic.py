@@ -115,6 +115,14 @@ def test_cached_root_generates_once_atomically(tmp_path, monkeypatch):
     ds = SyntheticDataset.from_config(DataConfig(dataset="synthetic", root=None),
                                       SyntheticDataset.Config(preset="tiny"))
     assert ds.num_train_ids == PRESETS["tiny"].train_ids and ds.root.startswith(str(tmp_path / "cache"))
+    assert "seed0" in Path(ds.root).name
+
+    # dataset_args.world_seed reads another world of the same preset: the seed-3 entry made above
+    other = SyntheticDataset.from_config(DataConfig(dataset="synthetic", root=None),
+                                         SyntheticDataset.Config(preset="tiny", world_seed=3))
+    assert other.root == str(root) and other.num_train_ids == ds.num_train_ids
+    pixels = [Path(d.root, d.train[0].path).read_bytes() for d in (ds, other)]
+    assert pixels[0] != pixels[1]  # other people
 
 
 def test_dataset_from_config_uses_root_when_given(tiny):
