@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from reidkit.config import DataConfig
+from reidkit.data.datasets.base import DatasetError
 from reidkit.data.datasets.synthetic import SyntheticDataset
 from reidkit.data.synthetic import PARTS, PRESETS, cached_root, generate, preview, read_mask
 from reidkit.data.synthetic.writer import split_ids
@@ -128,6 +129,9 @@ def test_cached_root_generates_once_atomically(tmp_path, monkeypatch):
 def test_dataset_from_config_uses_root_when_given(tiny):
     ds = SyntheticDataset.from_config(DataConfig(dataset="synthetic", root=str(tiny)))
     assert ds.root == str(tiny) and len(ds.train) == sum(PRESETS["tiny"].images("train").values())
+    with pytest.raises(DatasetError, match="world_seed=5 picks a cached preset, but data.root is set"):
+        SyntheticDataset.from_config(DataConfig(dataset="synthetic", root=str(tiny)),
+                                     SyntheticDataset.Config(preset="tiny", world_seed=5))
 
 
 def test_preview_shows_identities_by_modality(tiny, tmp_path):

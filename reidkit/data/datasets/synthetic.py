@@ -30,7 +30,7 @@ class SyntheticConfig(GenericConfig):
                                                                 "generated on first use when data.root is unset")
     world_seed: int = option(0, ge=0, help="the generator seed of the cached preset (benchmarks score seed 0; "
                                            "another seed is a disjoint world of the same preset, for tuning "
-                                           "on data the benchmark never scores); ignored when data.root is set")
+                                           "on data the benchmark never scores); not with data.root")
 
 
 class SyntheticDataset(GenericDataset):
@@ -43,6 +43,9 @@ class SyntheticDataset(GenericDataset):
         use."""
         args = cls.options(args)
         if cfg.root:
+            if args.world_seed:
+                raise DatasetError(f"dataset_args.world_seed={args.world_seed} picks a cached preset, but data.root "
+                                   f"is set ({cfg.root}); unset one of them")
             root = Path(cfg.root).expanduser()
         else:
             if args.preset not in PRESETS:
