@@ -13,8 +13,8 @@ each modality's mean feature first (a diagnostic of the modality offset, not how
 ``--first-clusters`` adds what a clustering method sees at its first epoch: the frozen features of the
 world's *training* split clustered as IMSL's MMC does (K = 1.2 x identities, 5 and 20 k-means iterations,
 3 initialisation seeds; 20 iterations also from a k-means++ start) and as CHCR's joint Jaccard + DBSCAN
-does (its defaults), scored against the hidden identities by ARI and cross-pair precision (the share of visible / infrared pairs within a cluster
-that show one person; ``reidkit.engine.diagnostics``).
+does (its defaults), scored against the hidden identities by ARI and cross-pair precision (the share of
+visible / infrared pairs within a cluster that show one person; ``reidkit.engine.diagnostics``).
 """
 from __future__ import annotations
 
