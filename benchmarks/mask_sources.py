@@ -20,7 +20,13 @@ binary mask loses (the parts) from what a wrong outline costs, and ``mixed`` (:d
 visible images, the silhouette on infrared ones, when mediapipe is installed).
 
 ``deltas DIR``: from a finished ``mask-sources.yaml`` folder, per preset, method variant and source, the
-seed-paired difference of the mean mAP over both directions to the same variant trained on the exact masks.
+seed-paired difference of the mean mAP over both directions to the same variant trained on the exact masks;
+with ``--without-smr PRESET=DIR`` (IMSL runs of the same recipe without SMR, e.g. the ablation ladder's
+``2-mmc+mil`` rung), the IMSL SMR rows also get their paired difference to IMSL without SMR:
+
+    python benchmarks/mask_sources.py deltas runs/mask-sources \\
+        --without-smr standard=runs/ladders/synthetic-standard/imsl/2-mmc+mil \\
+        --without-smr standard-nir=runs/ladders/synthetic-standard-nir/imsl/2-mmc+mil
 
 With ``--write FILE``, the text between ``<!-- iou:begin -->`` and ``<!-- iou:end -->`` (``deltas``: between
 ``<!-- deltas:begin -->`` and ``<!-- deltas:end -->``) is replaced, or the block appended when absent.
@@ -28,6 +34,7 @@ With ``--write FILE``, the text between ``<!-- iou:begin -->`` and ``<!-- iou:en
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -172,10 +179,32 @@ def record(data, preset: str) -> dict:
     return {"dataset": "synthetic", "root": data.root, "data": {"preset": preset}}
 
 
-def deltas_table(folder: Path) -> str:
-    """Seed-paired mean-mAP differences of each source's runs to the exact masks' (``<preset>.exact``)."""
+def seed_scores(folder: Path) -> dict[int, float]:
+    """``{seed: mean mAP (%)}`` of the finished runs ``folder/seed*/metrics.json`` (one variant's folder)."""
+    out = {}
+    for path in sorted(folder.glob("seed*/metrics.json")):
+        results = json.loads(path.read_text())["results"]
+        out[int(path.parent.name[len("seed"):])] = 100.0 * float(np.mean([v["mAP"] for v in results.values()]))
+    return out
+
+
+def paired_cells(per_seed: dict[int, float], ref: dict[int, float]) -> tuple[str, str]:
+    """``("0: +1.0, 1: -0.5", "+0.2")``: per-seed and mean differences over the seeds both have."""
+    d = {s: v - ref[s] for s, v in sorted(per_seed.items()) if s in ref}
+    if not d:
+        return "no common seed", ""
+    return ", ".join(f"{s}: {v:+.1f}" for s, v in d.items()), f"{statistics.fmean(d.values()):+.1f}"
+
+
+def deltas_table(folder: Path, without_smr: dict[str, Path] | None = None) -> str:
+    """Seed-paired mean-mAP differences of each source's runs to the exact masks' (``<preset>.exact``).
+
+    ``without_smr``: ``{preset: folder}`` of IMSL runs without SMR (``folder/seed*/metrics.json``, the same
+    recipe with ``method_args.smr: false``, e.g. the ablation ladder's ``2-mmc+mil`` rung); the ``imsl/smr``
+    rows then also get their seed-paired difference to it: whether SMR on those masks helps at all."""
     from reidkit.bench.results import collect_runs
 
+    without_smr = {p: seed_scores(Path(f)) for p, f in (without_smr or {}).items()}
     _, records = collect_runs(folder)
     scores: dict[tuple[str, str, str, str], dict[int, float]] = {}
     for r in records:
@@ -184,21 +213,27 @@ def deltas_table(folder: Path) -> str:
         preset, _, source = r.dataset.partition(".")  # the suite's dataset labels: <preset>.<masks>
         mean = 100.0 * float(np.mean([v["mAP"] for v in r.metrics["results"].values()]))
         scores.setdefault((preset, r.method, r.variant or "", source), {})[r.seed] = mean
-    lines = ["| preset | method / variant | masks | mean mAP (%) | Δ to exact, per seed (points) | mean Δ |",
-             "|---|---|---|---:|---|---:|"]
+    header = "| preset | method / variant | masks | mean mAP (%) | Δ to exact, per seed (points) | mean Δ |"
+    rule = "|---|---|---|---:|---|---:|"
+    if without_smr:
+        header += " Δ to IMSL without SMR, per seed | mean Δ |"
+        rule += "---|---:|"
+    lines = [header, rule]
     order = {name: i for i, name in enumerate(("exact", "exact-binary", "silhouette", "mixed", "mediapipe"))}
     for (preset, method, variant, source), per_seed in sorted(
             scores.items(), key=lambda kv: (kv[0][:3], order.get(kv[0][3], len(order)), kv[0][3])):
         ref = scores.get((preset, method, variant, "exact"), {})
-        mean = statistics.fmean(per_seed.values())
-        if source == "exact" or not ref:
-            lines.append(f"| {preset} | {method}/{variant} | {source} | {mean:.1f} | | |")
-            continue
-        d = {s: v - ref[s] for s, v in sorted(per_seed.items()) if s in ref}
-        cells = ", ".join(f"{s}: {v:+.1f}" for s, v in d.items())
-        lines.append(f"| {preset} | {method}/{variant} | {source} | {mean:.1f} | {cells} | "
-                     f"{statistics.fmean(d.values()):+.1f} |" if d else f"| {preset} | {method}/{variant} | "
-                     f"{source} | {mean:.1f} | no common seed | |")
+        cells = [preset, f"{method}/{variant}", source, f"{statistics.fmean(per_seed.values()):.1f}",
+                 *(paired_cells(per_seed, ref) if source != "exact" and ref else ("", ""))]
+        if without_smr:
+            base = without_smr.get(preset) if (method, variant) == ("imsl", "smr") else None
+            cells += paired_cells(per_seed, base) if base else ("", "")
+        lines.append("|" + "|".join(f" {c} " if c else " " for c in cells) + "|")
+    if without_smr:
+        lines.append("")
+        lines.append("IMSL without SMR (seed: mean mAP %): " + "; ".join(
+            f"{p}: " + ", ".join(f"{s}: {v:.1f}" for s, v in sorted(runs.items()))
+            for p, runs in sorted(without_smr.items())))
     return "\n".join(lines)
 
 
@@ -227,13 +262,19 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("deltas")
     p.add_argument("folder", type=Path)
     p.add_argument("--write", type=Path, help="replace the deltas block of this markdown file")
+    p.add_argument("--without-smr", action="append", default=[], metavar="PRESET=DIR",
+                   help="IMSL runs without SMR on PRESET (DIR/seed*/metrics.json): adds the imsl/smr rows' "
+                        "paired difference to them (repeatable)")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
     if args.command == "deltas":
-        text = deltas_table(args.folder)
+        pairs = [item.partition("=") for item in args.without_smr]
+        if any(not sep or not folder for _, sep, folder in pairs):
+            ap.error("--without-smr takes PRESET=DIR")
+        text = deltas_table(args.folder, {preset: Path(folder) for preset, _, folder in pairs})
     elif args.command == "write":
         write_folders(args.output, args.preset or PRESETS, args.source or SOURCES, args.parsing_checkpoint)
         return 0

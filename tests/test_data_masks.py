@@ -360,3 +360,12 @@ def test_benchmark_deltas_pair_each_source_with_the_exact_masks_by_seed(tmp_path
     table = bench.deltas_table(tmp_path).splitlines()
     assert table[2] == "| standard | imsl/smr | exact | 36.0 | | |"
     assert table[3] == "| standard | imsl/smr | silhouette | 31.5 | 0: -11.0, 1: +2.0 | -4.5 |"
+    fake_run("standard.exact/chcr/merge-masks/seed0", "chcr", 0, (0.5, 0.5))
+    for seed, maps in enumerate([(0.25, 0.25), (0.40, 0.42)]):  # IMSL without SMR, e.g. a ladder rung
+        fake_run(f"ladder/2-mmc+mil/seed{seed}", "imsl", seed, maps)
+    table = bench.deltas_table(tmp_path, {"standard": tmp_path / "ladder" / "2-mmc+mil"}).splitlines()
+    assert table[0].endswith("| Δ to IMSL without SMR, per seed | mean Δ |")
+    assert table[2] == "| standard | chcr/merge-masks | exact | 50.0 | | | | |"
+    assert table[3] == "| standard | imsl/smr | exact | 36.0 | | | 0: +7.0, 1: -1.0 | +3.0 |"
+    assert table[4] == "| standard | imsl/smr | silhouette | 31.5 | 0: -11.0, 1: +2.0 | -4.5 | 0: -4.0, 1: +1.0 | -1.5 |"
+    assert table[-1] == "IMSL without SMR (seed: mean mAP %): standard: 0: 25.0, 1: 41.0"
