@@ -99,3 +99,84 @@ def test_cpu_share_and_worker_devices():
 def test_jobs_must_be_positive(tmp_path):
     with pytest.raises(ConfigError, match="--jobs"):
         run_suite(suite_file(tmp_path), tmp_path / "bench", run_fn=fake_run, jobs=0)
+
+
+def looping_run(job, run_dir, *, device=None, callbacks=()):
+    """Epochs until stopped, under the engine's own signal handling (what a real run does)."""
+    from types import SimpleNamespace
+
+    from reidkit.engine.run import stop_on_interrupt
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "pid").write_text(str(os.getpid()))
+    trainer = SimpleNamespace(stop_requested=False, epoch=0)
+    with stop_on_interrupt(trainer):
+        while not trainer.stop_requested and trainer.epoch < 600:  # at most a minute
+            time.sleep(0.1)
+            trainer.epoch += 1
+    (run_dir / "stopped").write_text(str(trainer.epoch))
+    return {"stopped_early": True, "wall_time_s": 0.1 * trainer.epoch}
+
+
+SIGTERM_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from reidkit.bench.runner import run_suite
+from reidkit.bench.suite import load_suite
+from test_bench_parallel import looping_run
+
+if __name__ == "__main__":
+    try:
+        run_suite(load_suite({suite!r}), {out!r}, run_fn=looping_run, jobs=2)
+    except KeyboardInterrupt:
+        sys.exit(3)
+"""
+
+
+def test_sigterm_to_the_suite_stops_its_workers_too(tmp_path):
+    """``kill``/``pkill`` of a ``--jobs 2`` suite reaches its workers: they stop after their epoch and the
+    index says pending, instead of running on without the suite."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    out = tmp_path / "bench"
+    script = tmp_path / "suite_main.py"
+    script.write_text(SIGTERM_SCRIPT.format(tests=str(Path(__file__).parent), suite=str(tmp_path / "suite.yaml"),
+                                            out=str(out)))
+    log = tmp_path / "suite.log"  # a file, not a pipe: workers left running would hold a pipe open
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    pid_files = [out / "tiny/alpha/seed0/pid", out / "tiny/alpha/seed1/pid"]
+    t0 = time.time()
+    while not all(p.is_file() and p.read_text() for p in pid_files):
+        assert proc.poll() is None, log.read_text()[-2000:]
+        assert time.time() - t0 < 120, "the workers did not start"
+        time.sleep(0.05)
+    workers = [int(p.read_text()) for p in pid_files]
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 3, log.read_text()[-2000:]
+        for pid_file in pid_files:  # each worker stopped by its run's handler, not by the suite's end
+            assert (pid_file.parent / "stopped").is_file()
+        t0 = time.time()
+        while any(_alive(pid) for pid in workers):
+            assert time.time() - t0 < 30, "a worker outlived the suite"
+            time.sleep(0.1)
+    finally:  # whatever failed, leave no process behind
+        proc.kill()
+        for pid in filter(_alive, workers):
+            os.kill(pid, signal.SIGKILL)
+    index = json.loads((out / SUITE_INDEX).read_text())
+    assert {r["id"]: r["status"] for r in index["runs"]} == {
+        "tiny/alpha/seed0": "pending", "tiny/alpha/seed1": "pending",
+        "tiny/beta/seed0": "pending", "tiny/beta/seed1": "pending"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

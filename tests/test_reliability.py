@@ -1,4 +1,4 @@
-"""Crash safety (SIGKILL, SIGINT), bad images, export parity."""
+"""Crash safety (SIGKILL, SIGINT, SIGTERM), bad images, export parity."""
 from __future__ import annotations
 
 import json
@@ -79,15 +79,17 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(uninterrupted, example_
     assert not list(out.glob("checkpoints/.last.pt.*")), "no temporary checkpoint file is left behind"
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_sigint_finishes_the_epoch_saves_and_stops(uninterrupted, example_method, tiny_root, tmp_path,
-                                                   monkeypatch):
+                                                   monkeypatch, signum):
+    """Ctrl-C, and SIGTERM (kill, a scheduler's stop), finish the epoch, checkpoint it and stop."""
     from reidkit import registry
     from reidkit.engine.run import run
 
     out = tmp_path / "interrupted"
     proc = start_run(tiny_root, out)
     wait_for_epochs(out, 1, proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     proc.wait(timeout=240)
     assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
     state = torch.load(out / "checkpoints" / "last.pt", weights_only=False)

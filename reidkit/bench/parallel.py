@@ -9,18 +9,23 @@ interpreter as it would from ``reidkit run``.
 The suite's bookkeeping (index, ``failed.json``, progress) stays in the calling process. Runs write their
 own folders as they do one at a time (lock, config, log, checkpoints, metrics), so a suite started with
 ``--jobs 2`` can be continued with ``--jobs 1`` and the other way round. Ctrl-C reaches the workers too: each
-stops after its current epoch with a checkpoint, as a single run does, and the suite stops.
+stops after its current epoch with a checkpoint, as a single run does, and the suite stops. SIGTERM sent to
+the suite's process alone (``kill``, ``pkill -f "reidkit bench"``, a job scheduler) is passed on to the
+workers, so they stop the same way instead of running on without the suite.
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,27 @@ def _run_one(run_fn, job, run_dir: Path) -> dict[str, Any]:
     return {"doc": {k: doc.get(k) for k in ("wall_time_s", "stopped_early") if k in doc}}
 
 
+@contextmanager
+def forward_sigterm() -> Iterator[None]:
+    """While inside: SIGTERM to this process is sent on to its live child processes (the workers, which stop
+    after their epoch) and raises KeyboardInterrupt here, so the suite waits for them as after Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        for child in multiprocessing.active_children():
+            if child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def run_parallel(selected, book, *, run_fn, device: str | None, jobs: int) -> None:
     """Run the jobs of ``selected`` that ``book.begin`` accepts, ``jobs`` at a time, recording each outcome
     in ``book`` (a :class:`reidkit.bench.runner.Bookkeeper`)."""
@@ -86,7 +112,7 @@ def run_parallel(selected, book, *, run_fn, device: str | None, jobs: int) -> No
     running: dict[Future, Any] = {}
     stop = False
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads, devices, device, jobs)) as pool:
+                             initargs=(threads, devices, device, jobs)) as pool, forward_sigterm():
         try:
             while True:
                 while not stop and len(running) < jobs:
@@ -106,7 +132,8 @@ def run_parallel(selected, book, *, run_fn, device: str | None, jobs: int) -> No
                     elif not book.done(job, outcome["doc"]):
                         stop = True  # stopped by request: let the others finish their epoch, start no more
         except KeyboardInterrupt:
-            # the workers got the same Ctrl-C and stop after their epoch; wait for them to write it
+            # the workers got the same Ctrl-C (or the SIGTERM passed on) and stop after their epoch; wait for
+            # them to write it
             for future, job in running.items():
                 try:
                     outcome = future.result()

@@ -205,9 +205,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: the signals that stop a run gracefully: Ctrl-C, and SIGTERM (what ``kill``, ``pkill``, job schedulers
+#: such as SLURM and container stops send first)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
 def stop_on_interrupt(trainer: Trainer) -> Iterator[None]:
-    """First Ctrl-C: finish the current epoch, checkpoint it and stop. Second Ctrl-C: stop now.
+    """First Ctrl-C or SIGTERM: finish the current epoch, checkpoint it and stop. A second one: stop now.
 
     Either way ``checkpoints/last.pt`` holds the last complete epoch and ``--resume`` continues from it.
     """
@@ -221,14 +226,15 @@ def stop_on_interrupt(trainer: Trainer) -> Iterator[None]:
         if trainer.stop_requested:
             raise KeyboardInterrupt
         trainer.stop_requested = True
-        log.warning("interrupt: finishing epoch %d, saving it, then stopping (Ctrl-C again to stop now)",
-                    trainer.epoch)
+        log.warning("%s: finishing epoch %d, saving it, then stopping (again to stop now)",
+                    signal.Signals(signum).name, trainer.epoch)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, h in previous.items():
+            signal.signal(s, signal.SIG_DFL if h is None else h)  # None: a handler set outside Python
 
 
 def run(cfg: RunConfig, *, device: str | None = None, resume: bool = False,
