@@ -36,6 +36,21 @@ def native_bf16() -> bool:
     return bool(set(_BF16_FLAGS) & _cpu_flags())
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_name(path: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; elsewhere :func:`platform.processor`), or None: run
+    times are comparable only between runs on the same CPU, so ``env.json`` records it."""
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(("model name", "Model name")):
+                return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or None
+
+
 def _cpu_flags(path: Path = Path("/proc/cpuinfo")) -> set[str]:
     """The flags of the first processor in ``path`` (empty where the file does not exist)."""
     try:

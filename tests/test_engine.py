@@ -101,6 +101,7 @@ def test_run_directory_holds_every_file(example_method, tiny_root, tmp_path, mon
         assert key in epoch, key
     env = json.loads((out / "env.json").read_text())
     assert env["seed"] == 3 and env["torch"] == torch.__version__
+    assert isinstance(env["cpu_native_bf16"], bool) and "cpu" in env  # run times depend on the CPU
     assert not (out / ".lock").exists()
     assert doc["results"] == saved["results"]
 

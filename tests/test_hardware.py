@@ -45,6 +45,15 @@ def test_cpu_flags_of_a_missing_file(tmp_path):
     assert hardware._cpu_flags(tmp_path / "absent") == set()
 
 
+def test_cpu_name_is_the_first_model_name(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor @ 2.80GHz\n"
+                    "\nprocessor\t: 1\nmodel name\t: other\n")
+    assert hardware.cpu_name.__wrapped__(info) == "Intel(R) Xeon(R) Processor @ 2.80GHz"
+    name = hardware.cpu_name.__wrapped__(tmp_path / "absent")  # elsewhere: platform.processor(), maybe empty
+    assert name is None or (isinstance(name, str) and name)
+
+
 @pytest.mark.parametrize("native", [False, True])
 def test_knn_auto_precision_follows_native_bf16(monkeypatch, native):
     calls = []

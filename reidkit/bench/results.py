@@ -307,7 +307,7 @@ def dataset_caption(rows: list[Row]) -> str:
 
 def environment_summary(records: Iterable[RunRecord]) -> dict[str, list[str]]:
     """The distinct versions, commits and devices the finished runs were measured with."""
-    keys = ("reidkit", "git_commit", "torch", "device", "gpu", "cpu_threads")
+    keys = ("reidkit", "git_commit", "torch", "device", "gpu", "cpu", "cpu_threads")
     seen: dict[str, dict[str, None]] = {k: {} for k in keys}
     for r in records:
         if r.status == "done" and r.env:

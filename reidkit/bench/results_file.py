@@ -12,7 +12,7 @@ same run again writes the same bytes::
                  "final_model": "last epoch", "epochs": 15, "final_label_ari": 0.53, "cluster_time_s": 11.2,
                  "results": {"<protocol>": {"rank1", "rank5", "rank10", "rank20", "mAP", "mINP", "trials"}}},
      "config": {... the resolved config.yaml without output and seed ...},
-     "env": {"git_commit", "git_dirty", "reidkit", "torch", "device", "gpu", "cpu_threads", "world_size",
+     "env": {"git_commit", "git_dirty", "reidkit", "torch", "device", "gpu", "cpu", "cpu_threads", "world_size",
              "weights_card": {"weights", "card_sha256"}}}
 
 Scores are fractions, as in ``metrics.json``. :func:`to_record` reads a file back into the
@@ -32,7 +32,7 @@ from reidkit.engine.checkpoint import atomic_write
 FORMAT = 1
 INDEX = "index.json"
 _SCORES = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP", "trials")
-_ENV = ("git_commit", "git_dirty", "reidkit", "torch", "device", "gpu", "cpu_threads", "world_size")
+_ENV = ("git_commit", "git_dirty", "reidkit", "torch", "device", "gpu", "cpu", "cpu_threads", "world_size")
 _DROPPED_CONFIG = ("output", "seed")  # machine-specific or a field of its own
 
 

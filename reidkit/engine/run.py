@@ -125,9 +125,11 @@ def source_state() -> tuple[str | None, bool | None]:
 
 
 def environment(device: torch.device, seed: int) -> dict[str, Any]:
-    """Versions, git commit, device and seed: what ``env.json`` records."""
+    """Versions, git commit, device, CPU and seed: what ``env.json`` records."""
     import numpy
     import sklearn
+
+    from reidkit.hardware import cpu_name, native_bf16
 
     try:
         import faiss
@@ -139,7 +141,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         "reidkit": __version__, "git_commit": commit, "git_dirty": dirty, "python": platform.python_version(),
         "torch": torch.__version__, "numpy": numpy.__version__, "scikit-learn": sklearn.__version__,
         "faiss": faiss_version, "platform": platform.platform(), "device": str(device),
-        "cpu_threads": torch.get_num_threads(), "seed": seed,
+        "cpu": cpu_name(), "cpu_native_bf16": native_bf16(), "cpu_threads": torch.get_num_threads(), "seed": seed,
     }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
