@@ -12,6 +12,12 @@ Usage::
 
     python benchmarks/budgets.py run-default --output runs/budget-chcr      # times the default command
     python benchmarks/budgets.py table --run runs/budget-chcr --bench runs/bench-pretrained
+    python benchmarks/budgets.py estimate runs/budget-s24 runs/mask-sources/standard.mixed/imsl/smr ...
+
+``estimate`` is for a machine where the whole suite was not run: from sample runs (any folders of finished
+runs, e.g. one seed of each method and preset, run two at a time as ``--jobs 2`` does), each suite job is
+given the mean ``wall_time_s`` of the samples of its method and preset, and the suite's elapsed time is
+that sum over its jobs divided by ``--jobs`` (runs side by side, the tail of the last runs ignored).
 
 ``table`` prints one markdown row per budget: measured minutes, the limit, the share of the limit, and the
 conditions (torch threads, the 1-minute load average before the run when this script ran it). Times taken
@@ -103,6 +109,44 @@ def table(run: Path | None, bench: Path | None, card: Path) -> str:
     return "\n".join(rows)
 
 
+def estimate(samples: list[Path], suite_file: Path, jobs: int) -> str:
+    """A markdown table: per method and preset, the sampled runs' mean wall time and the suite's job count,
+    then the suite's estimated sum and elapsed time (sum / ``jobs``) against its 90-minute limit."""
+    from reidkit.bench.suite import load_suite
+    from reidkit.engine.run import resolve_run_config
+
+    walls: dict[tuple[str, str], list[float]] = {}
+    cpus: set[str] = set()
+    for folder in samples:
+        for metrics in sorted(folder.rglob("metrics.json")):
+            doc = json.loads(metrics.read_text())
+            walls.setdefault((doc["method"], str(doc.get("preset"))), []).append(float(doc["wall_time_s"]))
+            env = metrics.parent / "env.json"
+            if env.is_file():
+                cpus.add(str(json.loads(env.read_text()).get("cpu") or "CPU not recorded"))
+    counts: dict[tuple[str, str], int] = {}
+    for job in load_suite(suite_file).jobs:
+        cfg = resolve_run_config(job.method, config_file=job.config_file, overrides=job.all_overrides(Path("x")))
+        key = (job.method, str(getattr(cfg.dataset_args, "preset", None)))
+        counts[key] = counts.get(key, 0) + 1
+    missing = sorted(set(counts) - set(walls))
+    if missing:
+        raise SystemExit(f"no sample run of {', '.join(f'{m} on {p}' for m, p in missing)}")
+    rows = ["| method | preset | sample runs | mean wall (min) | suite jobs | sum (min) |",
+            "|---|---|---:|---:|---:|---:|"]
+    total = 0.0
+    for (method, preset), n in sorted(counts.items()):
+        mean = sum(walls[method, preset]) / len(walls[method, preset])
+        total += mean * n
+        rows.append(f"| {method} | {preset} | {len(walls[method, preset])} | {mean / 60:.1f} | {n} | "
+                    f"{mean * n / 60:.1f} |")
+    elapsed = total / jobs
+    rows += ["", f"{suite_file}: sum {total / 60:.1f} min; with --jobs {jobs}, about {elapsed / 60:.1f} min elapsed "
+                 f"({elapsed / 60 / LIMITS_MIN['benchmarks/synthetic.yaml']:.2f} of the 90-minute limit). "
+                 f"Sample CPU: {', '.join(sorted(cpus)) or 'not recorded'}."]
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,9 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     p_table.add_argument("--run", type=Path, help="folder written by run-default")
     p_table.add_argument("--bench", type=Path, help="output folder of `reidkit bench benchmarks/synthetic.yaml`")
     p_table.add_argument("--card", type=Path, default=CARD, help="the weights card (default: the shipped one)")
+    p_est = sub.add_parser("estimate", help="the suite's time from sample runs (see the module docstring)")
+    p_est.add_argument("samples", type=Path, nargs="+", help="folders of finished runs")
+    p_est.add_argument("--suite", type=Path, default=Path(__file__).resolve().parent / "synthetic.yaml")
+    p_est.add_argument("--jobs", type=int, default=2, help="runs side by side (reidkit bench --jobs)")
     args = parser.parse_args(argv)
     if args.command == "run-default":
         run_default(args.output)
+    elif args.command == "estimate":
+        print(estimate(args.samples, args.suite, args.jobs))
     else:
         print(table(args.run, args.bench, args.card))
     return 0
