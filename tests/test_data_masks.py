@@ -367,5 +367,6 @@ def test_benchmark_deltas_pair_each_source_with_the_exact_masks_by_seed(tmp_path
     assert table[0].endswith("| Δ to IMSL without SMR, per seed | mean Δ |")
     assert table[2] == "| standard | chcr/merge-masks | exact | 50.0 | | | | |"
     assert table[3] == "| standard | imsl/smr | exact | 36.0 | | | 0: +7.0, 1: -1.0 | +3.0 |"
-    assert table[4] == "| standard | imsl/smr | silhouette | 31.5 | 0: -11.0, 1: +2.0 | -4.5 | 0: -4.0, 1: +1.0 | -1.5 |"
+    assert table[4] == ("| standard | imsl/smr | silhouette | 31.5 | 0: -11.0, 1: +2.0 | -4.5 | 0: -4.0, 1: +1.0 | "
+                        "-1.5 |")
     assert table[-1] == "IMSL without SMR (seed: mean mAP %): standard: 0: 25.0, 1: 41.0"
