@@ -112,18 +112,18 @@ def table(run: Path | None, bench: Path | None, card: Path) -> str:
 def estimate(samples: list[Path], suite_file: Path, jobs: int) -> str:
     """A markdown table: per method and preset, the sampled runs' mean wall time and the suite's job count,
     then the suite's estimated sum and elapsed time (sum / ``jobs``) against its 90-minute limit."""
+    from reidkit.bench.results import collect_runs
     from reidkit.bench.suite import load_suite
     from reidkit.engine.run import resolve_run_config
 
     walls: dict[tuple[str, str], list[float]] = {}
     cpus: set[str] = set()
     for folder in samples:
-        for metrics in sorted(folder.rglob("metrics.json")):
-            doc = json.loads(metrics.read_text())
-            walls.setdefault((doc["method"], str(doc.get("preset"))), []).append(float(doc["wall_time_s"]))
-            env = metrics.parent / "env.json"
-            if env.is_file():
-                cpus.add(str(json.loads(env.read_text()).get("cpu") or "CPU not recorded"))
+        for r in collect_runs(folder)[1]:
+            if r.status != "done":
+                continue
+            walls.setdefault((r.method, str(r.metrics.get("preset"))), []).append(float(r.metrics["wall_time_s"]))
+            cpus.add(str((r.env or {}).get("cpu") or "CPU not recorded"))
     counts: dict[tuple[str, str], int] = {}
     for job in load_suite(suite_file).jobs:
         cfg = resolve_run_config(job.method, config_file=job.config_file, overrides=job.all_overrides(Path("x")))

@@ -34,7 +34,6 @@ With ``--write FILE``, the text between ``<!-- iou:begin -->`` and ``<!-- iou:en
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -179,13 +178,16 @@ def record(data, preset: str) -> dict:
     return {"dataset": "synthetic", "root": data.root, "data": {"preset": preset}}
 
 
+def mean_map(metrics: dict) -> float:
+    """Mean mAP over a run's protocols (both directions), in %."""
+    return 100.0 * float(np.mean([v["mAP"] for v in metrics["results"].values()]))
+
+
 def seed_scores(folder: Path) -> dict[int, float]:
-    """``{seed: mean mAP (%)}`` of the finished runs ``folder/seed*/metrics.json`` (one variant's folder)."""
-    out = {}
-    for path in sorted(folder.glob("seed*/metrics.json")):
-        results = json.loads(path.read_text())["results"]
-        out[int(path.parent.name[len("seed"):])] = 100.0 * float(np.mean([v["mAP"] for v in results.values()]))
-    return out
+    """``{seed: mean mAP (%)}`` of the finished runs under ``folder`` (one variant's folder)."""
+    from reidkit.bench.results import collect_runs
+
+    return {r.seed: mean_map(r.metrics) for r in collect_runs(folder)[1] if r.status == "done" and r.seed is not None}
 
 
 def paired_cells(per_seed: dict[int, float], ref: dict[int, float]) -> tuple[str, str]:
@@ -211,8 +213,7 @@ def deltas_table(folder: Path, without_smr: dict[str, Path] | None = None) -> st
         if r.status != "done" or r.seed is None or "." not in r.dataset:
             continue
         preset, _, source = r.dataset.partition(".")  # the suite's dataset labels: <preset>.<masks>
-        mean = 100.0 * float(np.mean([v["mAP"] for v in r.metrics["results"].values()]))
-        scores.setdefault((preset, r.method, r.variant or "", source), {})[r.seed] = mean
+        scores.setdefault((preset, r.method, r.variant or "", source), {})[r.seed] = mean_map(r.metrics)
     header = "| preset | method / variant | masks | mean mAP (%) | Δ to exact, per seed (points) | mean Δ |"
     rule = "|---|---|---|---:|---|---:|"
     if without_smr:

@@ -40,12 +40,9 @@ def native_bf16() -> bool:
 def cpu_name(path: Path = Path("/proc/cpuinfo")) -> str | None:
     """The CPU's model name (Linux ``/proc/cpuinfo``; elsewhere :func:`platform.processor`), or None: run
     times are comparable only between runs on the same CPU, so ``env.json`` records it."""
-    try:
-        for line in path.read_text().splitlines():
-            if line.startswith(("model name", "Model name")):
-                return line.split(":", 1)[1].strip() or None
-    except OSError:
-        pass
+    name = _cpuinfo_field(path, ("model name", "Model name"))
+    if name:
+        return name
     import platform
 
     return platform.processor() or None
@@ -53,10 +50,15 @@ def cpu_name(path: Path = Path("/proc/cpuinfo")) -> str | None:
 
 def _cpu_flags(path: Path = Path("/proc/cpuinfo")) -> set[str]:
     """The flags of the first processor in ``path`` (empty where the file does not exist)."""
+    return set((_cpuinfo_field(path, ("flags", "Features")) or "").split())
+
+
+def _cpuinfo_field(path: Path, names: tuple[str, ...]) -> str | None:
+    """The first processor's value of the first line starting with one of ``names`` (None when absent)."""
     try:
         for line in path.read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return set(line.split(":", 1)[1].split())
+            if line.startswith(names):
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
