@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -108,9 +109,9 @@ def looping_run(job, run_dir, *, device=None, callbacks=()):
     from reidkit.engine.run import stop_on_interrupt
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "pid").write_text(str(os.getpid()))
     trainer = SimpleNamespace(stop_requested=False, epoch=0)
     with stop_on_interrupt(trainer):
+        (run_dir / "pid").write_text(str(os.getpid()))  # once the handler is in place
         while not trainer.stop_requested and trainer.epoch < 600:  # at most a minute
             time.sleep(0.1)
             trainer.epoch += 1
@@ -133,15 +134,11 @@ if __name__ == "__main__":
 """
 
 
-def test_sigterm_to_the_suite_stops_its_workers_too(tmp_path):
-    """``kill``/``pkill`` of a ``--jobs 2`` suite reaches its workers: they stop after their epoch and the
-    index says pending, instead of running on without the suite."""
-    import signal
+def _start_suite(tmp_path):
+    """A ``--jobs 2`` suite of looping runs in a subprocess, once both workers have started a run."""
     import subprocess
     import sys
     from pathlib import Path
-
-    from reidkit.engine.run import _alive
 
     (tmp_path / "suite.yaml").write_text(SUITE)
     out = tmp_path / "bench"
@@ -156,22 +153,58 @@ def test_sigterm_to_the_suite_stops_its_workers_too(tmp_path):
         assert proc.poll() is None, log.read_text()[-2000:]
         assert time.time() - t0 < 120, "the workers did not start"
         time.sleep(0.05)
+    return proc, out, log, pid_files
+
+
+def _wait_gone(pids, proc) -> None:
+    import signal
+
+    from reidkit.engine.run import _alive
+
+    t0 = time.time()
+    try:
+        while any(_alive(pid) for pid in pids):
+            assert time.time() - t0 < 30, "a worker outlived the suite"
+            time.sleep(0.1)
+    finally:  # whatever failed, leave no process behind
+        proc.kill()
+        for pid in filter(_alive, pids):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_to_the_suite_stops_its_workers_too(tmp_path):
+    """``kill``/``pkill`` of a ``--jobs 2`` suite reaches its workers: they stop after their epoch and the
+    index says pending, instead of running on without the suite."""
+    import signal
+
+    proc, out, log, pid_files = _start_suite(tmp_path)
     workers = [int(p.read_text()) for p in pid_files]
     try:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 3, log.read_text()[-2000:]
         for pid_file in pid_files:  # each worker stopped by its run's handler, not by the suite's end
             assert (pid_file.parent / "stopped").is_file()
-        t0 = time.time()
-        while any(_alive(pid) for pid in workers):
-            assert time.time() - t0 < 30, "a worker outlived the suite"
-            time.sleep(0.1)
-    finally:  # whatever failed, leave no process behind
-        proc.kill()
-        for pid in filter(_alive, workers):
-            os.kill(pid, signal.SIGKILL)
+    finally:
+        _wait_gone(workers, proc)
     index = json.loads((out / SUITE_INDEX).read_text())
     assert {r["id"]: r["status"] for r in index["runs"]} == {
         "tiny/alpha/seed0": "pending", "tiny/alpha/seed1": "pending",
         "tiny/beta/seed0": "pending", "tiny/beta/seed1": "pending"}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_stop_when_the_suite_is_killed_outright(tmp_path):
+    """SIGKILL (or the out-of-memory killer) gives the suite no chance to pass anything on: the kernel's
+    parent-death signal stops each worker through its run's handler."""
+    proc, _, _, pid_files = _start_suite(tmp_path)
+    workers = [int(p.read_text()) for p in pid_files]
+    try:
+        proc.kill()
+        proc.wait(timeout=10)
+        t0 = time.time()
+        while not all((p.parent / "stopped").is_file() for p in pid_files):
+            assert time.time() - t0 < 30, "a worker ran on after the suite was killed"
+            time.sleep(0.1)
+    finally:
+        _wait_gone(workers, proc)
 
