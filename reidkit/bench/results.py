@@ -26,8 +26,9 @@ from reidkit.bench.runner import FAILED_FILE, SUITE_INDEX, run_status
 from reidkit.config import ConfigError, deep_merge
 
 _LEAF = re.compile(r"^seed(\d+)(?:-trial(\d+))?$")
-#: config keys that may differ between the runs of one row (data.trial: run folders older than dataset_args)
-_REPLICATE_KEYS = (("seed",), ("output",), ("dataset_args", "trial"), ("data", "trial"))
+#: config keys that may differ between the runs of one row (data.trial: run folders older than dataset_args;
+#: data.image_cache_mb changes the speed of a run, never its results)
+_REPLICATE_KEYS = (("seed",), ("output",), ("dataset_args", "trial"), ("data", "trial"), ("data", "image_cache_mb"))
 
 
 @dataclass

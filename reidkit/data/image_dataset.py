@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from reidkit.data.image_cache import ImageCache
 from reidkit.data.records import Sample
 
 
@@ -40,6 +42,13 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise BadImageError(path, f"{type(e).__name__}: {e}") from e
 
 
+def load_image_cached(path: str | os.PathLike, cache: ImageCache | None) -> Image.Image:
+    """:func:`load_image`, decoding ``path`` only the first time when a cache is given."""
+    if cache is None:
+        return load_image(path)
+    return Image.fromarray(cache.get(path, lambda: np.asarray(load_image(path))))
+
+
 class ImageDataset(Dataset):
     """Training images, each returned as one tensor per view (and its shape mask when asked for).
 
@@ -53,12 +62,14 @@ class ImageDataset(Dataset):
     """
 
     def __init__(self, samples: Sequence[Sample], views: Sequence[Callable[[Image.Image], Tensor]], *,
-                 mask_transform: Callable[[Image.Image], Tensor] | None = None) -> None:
+                 mask_transform: Callable[[Image.Image], Tensor] | None = None,
+                 cache: ImageCache | None = None) -> None:
         if not views:
             raise ValueError("ImageDataset needs at least one view transform")
         self.samples = samples
         self.views = tuple(views)
         self.mask_transform = mask_transform
+        self.cache = cache
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -70,14 +81,14 @@ class ImageDataset(Dataset):
             raise BadImageError(sample.path, "no shape mask for this image (the method needs masks; "
                                 "see data.mask_root)")
         try:
-            mask = load_image(sample.mask_path)
+            mask = load_image_cached(sample.mask_path, self.cache)
         except BadImageError as e:
             raise BadImageError(e.path, f"{e.reason} (the shape mask of {sample.path})") from None
         return self.mask_transform(mask)
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        image = load_image(sample.path)
+        image = load_image_cached(sample.path, self.cache)
         return {
             "views": tuple(view(image) for view in self.views),
             "mask": self._mask(sample),

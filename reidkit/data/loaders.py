@@ -12,8 +12,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from reidkit.data.image_dataset import ImageDataset
+from reidkit.data.image_cache import ImageCache
+from reidkit.data.image_dataset import ImageDataset, load_image, load_image_cached
 from reidkit.data.records import Sample
+from reidkit.data.transforms import TestTransform
 from reidkit.method import EpochPlan, ModalBatch
 from reidkit.registry import SAMPLERS
 
@@ -86,6 +88,7 @@ def build_train_loader(
     seed: int,
     rank: int = 0,
     world_size: int = 1,
+    cache: ImageCache | None = None,
 ) -> DataLoader:
     """The loader of one epoch: ``iterations`` steps of ``{modality: ModalBatch}``.
 
@@ -94,6 +97,7 @@ def build_train_loader(
             ``plan.sampler`` names the registered sampler (``reidkit.samplers`` entry points).
         views: per modality, the transforms producing each view.
         seed: seeds the sampler; worker RNGs follow torch's global RNG (seeded per epoch by the engine).
+        cache: decoded images kept across epochs (None: decode every read).
     """
     if len(plan.labels) != len(train):
         raise ValueError(f"EpochPlan.labels has {len(plan.labels)} entries for {len(train)} training samples")
@@ -103,7 +107,7 @@ def build_train_loader(
         plan.labels, modality_ids, list(modalities), batch_size=batch_size, instances=instances,
         iterations=iterations, seed=seed, rank=rank, world_size=world_size,
     )
-    datasets = {m: ImageDataset(train, views[m], mask_transform=mask_transform) for m in modalities}
+    datasets = {m: ImageDataset(train, views[m], mask_transform=mask_transform, cache=cache) for m in modalities}
     return DataLoader(
         _ByModality(datasets),
         batch_sampler=_StepSampler(sampler),
@@ -115,26 +119,43 @@ def build_train_loader(
 
 
 class _TestItems(Dataset):
-    def __init__(self, samples: Sequence[Sample], transform: Callable, source: str) -> None:
+    """Test-time items: normalised tensors, or resized uint8 arrays for a :class:`TestTransform` (the
+    loader's collate normalises those in one batch), decoded once per run when a cache is given."""
+
+    def __init__(self, samples: Sequence[Sample], transform: Callable, source: str,
+                 cache: ImageCache | None = None) -> None:
         self.samples = samples
         self.transform = transform
         self.source = source
+        self.cache = cache
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        from reidkit.data.image_dataset import load_image
-
+    def __getitem__(self, i: int):
         sample = self.samples[i]
         path = sample.path if self.source == "image" else sample.mask_path
         if path is None:
             raise FileNotFoundError(f"{sample.path} has no shape mask (the method needs masks: see data.mask_root)")
-        return self.transform(load_image(path))
+        if not isinstance(self.transform, TestTransform):
+            return self.transform(load_image_cached(path, self.cache))
+        if self.cache is None:
+            return self.transform.resized(load_image(path))
+        return self.cache.get(path, lambda: self.transform.resized(load_image(path)), tag=self.transform.size)
+
+
+class _NormaliseBatch:
+    def __init__(self, transform: TestTransform) -> None:
+        self.transform = transform
+
+    def __call__(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        return self.transform.normalise(torch.from_numpy(np.stack(arrays)))
 
 
 def test_loader(samples: Sequence[Sample], transform: Callable, *, batch_size: int, workers: int,
-                source: str = "image") -> DataLoader:
-    """Batches of test-time tensors in ``samples`` order (``source`` = image or mask)."""
-    return DataLoader(_TestItems(samples, transform, source), batch_size=batch_size, shuffle=False,
-                      num_workers=workers)
+                source: str = "image", cache: ImageCache | None = None) -> DataLoader:
+    """Batches of test-time tensors in ``samples`` order (``source`` = image or mask); ``cache`` keeps the
+    decoded images across calls (one per run)."""
+    collate = _NormaliseBatch(transform) if isinstance(transform, TestTransform) else None
+    return DataLoader(_TestItems(samples, transform, source, cache), batch_size=batch_size, shuffle=False,
+                      num_workers=workers, collate_fn=collate)

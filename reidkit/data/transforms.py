@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -73,9 +74,44 @@ def train_transform(size: tuple[int, int], *, extra: Sequence[Callable[[Tensor],
     return T.Compose(steps)
 
 
-def test_transform(size: tuple[int, int]) -> Callable[[Image.Image], Tensor]:
+class TestTransform:
+    """The clustering and test-time pipeline: bicubic resize to (H, W), to tensor, ImageNet normalisation.
+
+    Called on a PIL image it is ``Compose([Resize, ToTensor, Normalize])``. It also splits in two, which is
+    how the test-time loader uses it: :meth:`resized` gives the resized uint8 pixels (what an
+    :class:`~reidkit.data.image_cache.ImageCache` keeps) and :meth:`normalise` turns a batch of them into
+    the same float tensors, bit for bit, in one operation instead of one per image.
+    """
+
+    __test__ = False  # not a pytest test class, although test modules import it
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        self._resize = _resize(self.size)
+        self._mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    def resized(self, image: Image.Image) -> np.ndarray:
+        """uint8 [H, W, 3]: the image resized to ``size``."""
+        return np.asarray(self._resize(image if image.mode == "RGB" else image.convert("RGB")))
+
+    def normalise(self, batch: Tensor) -> Tensor:
+        """uint8 [B, H, W, 3] -> normalised float [B, 3, H, W] (ToTensor's scaling, then Normalize)."""
+        if batch.dim() != 4 or batch.shape[-1] != 3 or batch.dtype != torch.uint8:
+            raise ValueError(f"expected uint8 images [B, H, W, 3], got {batch.dtype} {tuple(batch.shape)}")
+        images = batch.permute(0, 3, 1, 2).contiguous().to(torch.get_default_dtype()).div(255)
+        return images.sub_(self._mean).div_(self._std)
+
+    def __call__(self, image: Image.Image) -> Tensor:
+        return self.normalise(torch.from_numpy(self.resized(image).copy())[None])[0]
+
+    def __repr__(self) -> str:
+        return f"TestTransform(size={self.size})"
+
+
+def test_transform(size: tuple[int, int]) -> TestTransform:
     """Clustering and test-time pipeline: bicubic resize to (H, W), to tensor, ImageNet normalisation."""
-    return T.Compose([_resize(size), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return TestTransform(size)
 
 
 test_transform.__test__ = False  # not a pytest test, although test modules import it by this name

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reidkit.data.image_cache import ImageCache
 from reidkit.data.loaders import test_loader
 from reidkit.data.records import Sample
 from reidkit.data.transforms import hflip
@@ -29,12 +30,14 @@ def extract_features(
     source: str = "image",
     amp_dtype: torch.dtype | None = None,
     progress: Callable[[int], None] | None = None,
+    cache: ImageCache | None = None,
 ) -> Tensor:
     """[N, D] L2-normalised features of ``samples`` (rows in input order), model in eval mode.
 
     Each sample goes through ``method.embed(images, modality)`` with its own modality; ``flip`` averages
     the features of the image and its horizontal flip before normalising; ``view`` maps a normalised
-    batch to another view first (e.g. a single-channel image). The model's train/eval mode is restored.
+    batch to another view first (e.g. a single-channel image); ``cache`` keeps the decoded images for the
+    next call. The model's train/eval mode is restored.
     """
     was_training = method.training
     method.eval()
@@ -46,7 +49,8 @@ def extract_features(
         for modality, rows in by_modality.items():
             subset = [samples[i] for i in rows]
             start = 0
-            for images in test_loader(subset, transform, batch_size=batch_size, workers=workers, source=source):
+            for images in test_loader(subset, transform, batch_size=batch_size, workers=workers, source=source,
+                                      cache=cache):
                 images = images.to(device, non_blocking=True)
                 if view is not None:
                     images = view(images)

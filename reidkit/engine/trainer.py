@@ -39,6 +39,7 @@ import torch
 from reidkit import distributed
 from reidkit.config import RunConfig
 from reidkit.data.datasets.base import ReIDDataset
+from reidkit.data.image_cache import ImageCache
 from reidkit.data.loaders import build_train_loader
 from reidkit.data.records import Sample
 from reidkit.data.transforms import test_transform, train_transform
@@ -124,6 +125,7 @@ class Trainer:
         self.device = device
         self.callbacks = list(callbacks)
         self.size = (cfg.data.height, cfg.data.width)
+        self.image_cache = ImageCache(cfg.data.image_cache_mb * 2**20)
         self.amp_dtype = amp_dtype(cfg.optim.amp, device)
         self.optimizer = build_optimizer(method, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim)
@@ -271,7 +273,7 @@ class Trainer:
             mask_transform=train_transform(self.size) if self.method.needs_masks else None,
             batch_size=cfg.data.batch_size, instances=cfg.data.instances,
             iterations=plan.iterations or cfg.optim.iterations, workers=cfg.data.workers, seed=seed,
-            rank=distributed.rank(), world_size=distributed.world_size(),
+            rank=distributed.rank(), world_size=distributed.world_size(), cache=self.image_cache,
         )
         step_fn = self._ddp if self._ddp is not None else self.method.training_step
         self.method.train()
@@ -333,7 +335,7 @@ class Trainer:
             share = samples[distributed.shard(len(samples))]
         feats = extract_features(self.method, share, test_transform(self.size), device=self.device,
                                  batch_size=self.cfg.eval.batch_size, workers=self.cfg.data.workers,
-                                 amp_dtype=self.amp_dtype, **kwargs)
+                                 amp_dtype=self.amp_dtype, cache=self.image_cache, **kwargs)
         return feats if share is samples else distributed.gather_rows(feats)
 
     def evaluate(self) -> dict[str, Any]:
