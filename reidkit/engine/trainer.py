@@ -198,6 +198,7 @@ class Trainer:
         self.stop_requested = False
         self.validation_results = self.evaluate_validation()
         self.results = self.evaluate() if self.cfg.eval.test else {}
+        log.info("decoded images kept in memory: %r", self.image_cache)
         self._call("on_fit_end", self.results)
         return self.results
 
