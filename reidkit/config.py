@@ -51,7 +51,8 @@ class DataConfig:
     workers: int = option(2, ge=0, help="data-loading processes")
     image_cache_mb: int = option(2048, ge=0, help="keep decoded images in memory, up to this many MiB, so each "
                                                   "file is decoded once per run (the main process only; 0 = "
-                                                  "decode every read; results are the same)")
+                                                  "decode every read; results are the same; a CHCR run 0.81x "
+                                                  "the time: benchmarks/image-cache.md)")
     mask_root: str | None = option(None, help="folder of shape masks for datasets that ship none")
     on_bad_image: str = option("error", choices=("error", "skip"))
     val_ids: int = option(0, ge=0, help="hold out this many training identities as a validation split for "

@@ -135,3 +135,11 @@ def test_a_run_gives_the_same_result_with_and_without_the_cache(method, tiny_roo
     assert docs[0]["results"] == docs[64]["results"]
     assert strip(docs[0]["epochs"]) == strip(docs[64]["epochs"])
     assert len(caches[0]) == 0 and caches[1].hits > 0 and caches[1].misses == len(caches[1])  # all kept, read again
+
+
+def test_the_benchmark_times_the_suites_own_seed0_jobs(benchmark_script):
+    script = benchmark_script("image_cache")
+    job = script.suite_job("chcr", "standard-nir")
+    assert job.method == "chcr" and job.id == "synthetic-standard-nir/chcr/seed0"
+    with pytest.raises(SystemExit, match="no seed-0 job"):
+        script.suite_job("chcr", "tiny")

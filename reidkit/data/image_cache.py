@@ -1,16 +1,17 @@
 """Decoded images kept in memory across the epochs of a run.
 
 A clustering-based method reads every training image several times per epoch: its training views, one
-feature pass (CHCR: four more for its channel views), and the shape masks of IMSL's SMR. Decoding the PNG
-or JPEG file and resizing it again each time is a tenth of a CPU run (benchmarks/image-cache.md).
-:class:`ImageCache` keeps the decoded pixels (and, for the deterministic test-time pipeline, the resized
-ones) as uint8 arrays, so each file is decoded once per run.
+feature pass (CHCR: three more of its visible images, one per colour channel), and the shape masks of
+IMSL's SMR. Decoding the PNG or JPEG file and normalising it again each time took a fifth of a CHCR run on
+the CPU (benchmarks/image-cache.md). :class:`ImageCache` keeps the decoded pixels (and, for the
+deterministic test-time pipeline, the resized ones) as uint8 arrays, so each file is decoded once per run.
 
-The cache changes no result: it returns the same pixels the file gives (tests/test_image_cache.py checks
-features bit for bit). It is bounded by ``max_bytes`` (``data.image_cache_mb``): once full it keeps what it
-has and decodes the rest from disk each time. An entry is keyed by the file's path, size and modification
-time, so a file rewritten during a run is read again. Inside DataLoader worker processes it is bypassed:
-those are recreated each epoch (``persistent_workers=False``), so what they cached would be thrown away.
+The cache changes no result: it returns the same pixels the file gives (tests/test_image_cache.py runs
+CHCR and IMSL with and without it and compares their records). It is bounded by ``max_bytes``
+(``data.image_cache_mb``): once full it keeps what it has and decodes the rest from disk each time. An entry
+is keyed by the file's path, size and modification time, so a file rewritten during a run is read again.
+Inside DataLoader worker processes it is bypassed: those are recreated each epoch
+(``persistent_workers=False``), so what they cached would be thrown away.
 """
 from __future__ import annotations
 
