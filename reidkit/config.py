@@ -10,6 +10,7 @@ moved there). No interpolation or ``type=`` strings.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import operator
@@ -233,6 +234,23 @@ def build(cls: type, data: Mapping[str, Any] | None, path: str = "") -> Any:
         return cls(**kwargs)
     except TypeError as e:  # a required field is missing
         raise ConfigError(f"{path or 'config'}: {e}") from None
+
+
+#: config keys that change how fast a run goes, never what it computes: runs that differ only in these are
+#: the same experiment (a checkpoint resumes across them, result tables group them)
+SPEED_ONLY_KEYS: tuple[tuple[str, ...], ...] = (("data", "image_cache_mb"),)
+
+
+def drop_keys(config: dict[str, Any], paths: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """A deep copy of a config dict without the keys at ``paths`` (e.g. :data:`SPEED_ONLY_KEYS`)."""
+    config = copy.deepcopy(config)
+    for path in paths:
+        node = config
+        for key in path[:-1]:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return config
 
 
 def to_dict(obj: Any) -> Any:

@@ -143,3 +143,17 @@ def test_the_benchmark_times_the_suites_own_seed0_jobs(benchmark_script):
     assert job.method == "chcr" and job.id == "synthetic-standard-nir/chcr/seed0"
     with pytest.raises(SystemExit, match="no seed-0 job"):
         script.suite_job("chcr", "tiny")
+
+
+def test_runs_differing_only_in_the_cache_size_are_the_same_experiment(tmp_path):
+    """A suite's checkpoint written before ``data.image_cache_mb`` existed (or with another size) resumes."""
+    import yaml
+
+    from reidkit.bench.runner import _same_config
+    from reidkit.config import resolve, to_dict
+
+    saved = to_dict(resolve("chcr", overrides=["data.image_cache_mb=0"]))
+    del saved["data"]["image_cache_mb"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert _same_config(tmp_path / "config.yaml", resolve("chcr"))
+    assert not _same_config(tmp_path / "config.yaml", resolve("chcr", overrides=["seed=1"]))

@@ -23,12 +23,12 @@ from typing import Any
 import yaml
 
 from reidkit.bench.runner import FAILED_FILE, SUITE_INDEX, run_status
-from reidkit.config import ConfigError, deep_merge
+from reidkit.config import SPEED_ONLY_KEYS, ConfigError, deep_merge, drop_keys
 
 _LEAF = re.compile(r"^seed(\d+)(?:-trial(\d+))?$")
 #: config keys that may differ between the runs of one row (data.trial: run folders older than dataset_args;
-#: data.image_cache_mb changes the speed of a run, never its results)
-_REPLICATE_KEYS = (("seed",), ("output",), ("dataset_args", "trial"), ("data", "trial"), ("data", "image_cache_mb"))
+#: SPEED_ONLY_KEYS change the speed of a run, never its results)
+_REPLICATE_KEYS = (("seed",), ("output",), ("dataset_args", "trial"), ("data", "trial"), *SPEED_ONLY_KEYS)
 
 
 @dataclass
@@ -188,14 +188,7 @@ def _with_defaults(config: dict[str, Any], method: str) -> dict[str, Any]:
 
 
 def _strip_replicate(config: dict[str, Any]) -> dict[str, Any]:
-    config = json.loads(json.dumps(config))
-    for path in _REPLICATE_KEYS:
-        node = config
-        for key in path[:-1]:
-            node = node.get(key, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(path[-1], None)
-    return config
+    return drop_keys(config, _REPLICATE_KEYS)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

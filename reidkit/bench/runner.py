@@ -117,21 +117,20 @@ def run_job(job: Job, run_dir: Path, *, device: str | None = None, callbacks: Se
 
 
 def _same_config(saved: Path, cfg: Any) -> bool:
-    """Whether ``saved`` (a run's config.yaml) holds ``cfg``, wherever the folder is now (output ignored)."""
+    """Whether ``saved`` (a run's config.yaml) holds ``cfg``, wherever the folder is now (output and the
+    speed-only keys ignored)."""
     import yaml
 
-    from reidkit.config import to_dict
+    from reidkit.config import SPEED_ONLY_KEYS, drop_keys, to_dict
 
     try:
         old = yaml.safe_load(saved.read_text())
     except (OSError, yaml.YAMLError):
         return False
-    new = to_dict(cfg)
     if not isinstance(old, dict):
         return False
-    old.pop("output", None)
-    new.pop("output", None)
-    return old == new
+    ignored = [("output",), *SPEED_ONLY_KEYS]
+    return drop_keys(old, ignored) == drop_keys(to_dict(cfg), ignored)
 
 
 RunFn = Callable[..., dict]
