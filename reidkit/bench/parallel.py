@@ -11,18 +11,14 @@ own folders as they do one at a time (lock, config, log, checkpoints, metrics), 
 ``--jobs 2`` can be continued with ``--jobs 1`` and the other way round. Ctrl-C reaches the workers too: each
 stops after its current epoch with a checkpoint, as a single run does, and the suite stops. SIGTERM sent to
 the suite's process alone (``kill``, ``pkill -f "reidkit bench"``, a job scheduler) is passed on to the
-workers, so they stop the same way instead of running on without the suite. On Linux a worker also gets
-SIGTERM when the suite's process dies without passing anything on (SIGKILL, the out-of-memory killer):
-``prctl(PR_SET_PDEATHSIG)``, so no run is left training for a suite that is gone.
+workers, so they stop the same way instead of running on without the suite.
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import ctypes
 import os
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -34,7 +30,6 @@ from typing import Any, Iterator
 log = logging.getLogger(__name__)
 
 _WORKER_DEVICE: str | None = None
-_PARENT: int | None = None
 
 
 def cpu_share(jobs: int, cpus: int | None = None) -> int:
@@ -56,28 +51,10 @@ def worker_device(device: str | None, worker: int, jobs: int) -> str | None:
     return device
 
 
-def stop_with_parent(parent: int) -> bool:
-    """Linux: ask the kernel to send this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), and
-    send it now if ``parent`` is already gone. False where that cannot be asked (other systems)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(1, int(signal.SIGTERM), 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
-            return False
-    except (OSError, AttributeError):
-        return False
-    if os.getppid() != parent:  # the parent died before the request: nobody would send it
-        os.kill(os.getpid(), signal.SIGTERM)
-    return True
-
-
-def _init_worker(threads: int, devices: Any, device: str | None, jobs: int, parent: int) -> None:
-    global _WORKER_DEVICE, _PARENT
+def _init_worker(threads: int, devices: Any, device: str | None, jobs: int) -> None:
+    global _WORKER_DEVICE
     import torch
 
-    _PARENT = parent
-    stop_with_parent(parent)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
     _WORKER_DEVICE = worker_device(device, devices.get(), jobs)
@@ -97,18 +74,8 @@ def _run_one(run_fn, job, run_dir: Path) -> dict[str, Any]:
     try:
         doc = run_fn(job, run_dir, device=_WORKER_DEVICE, callbacks=[])
     except Exception as e:
-        _exit_if_orphaned()
         return {"error": _first_line(e), "traceback": traceback.format_exc(), "elapsed_s": time.perf_counter() - t0}
-    _exit_if_orphaned()
     return {"doc": {k: doc.get(k) for k in ("wall_time_s", "stopped_early") if k in doc}}
-
-
-def _exit_if_orphaned() -> None:
-    """A run stopped because the suite died: nobody will read its outcome or send more work, so end the
-    worker (its run has written everything) instead of waiting on the pool's queue for ever."""
-    if _PARENT is not None and os.getppid() != _PARENT:
-        logging.shutdown()
-        os._exit(0)
 
 
 @contextmanager
@@ -145,7 +112,7 @@ def run_parallel(selected, book, *, run_fn, device: str | None, jobs: int) -> No
     running: dict[Future, Any] = {}
     stop = False
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads, devices, device, jobs, os.getpid())) as pool, forward_sigterm():
+                             initargs=(threads, devices, device, jobs)) as pool, forward_sigterm():
         try:
             while True:
                 while not stop and len(running) < jobs:
