@@ -52,16 +52,15 @@ def one_run(job, cache_mb: int, epochs: int, out: Path) -> dict:
 
 def measure(method: str, preset: str, epochs: int, reps: int, scratch: Path) -> dict:
     job = suite_job(method, preset)
-    runs: dict[int, list[dict]] = {0: [], -1: []}
+    sizes = {"off": 0, "on": _default_cache_mb()}
+    runs: dict[str, list[dict]] = {"off": [], "on": []}
     for rep in range(reps):
-        for cache_mb in ((0, -1) if rep % 2 == 0 else (-1, 0)):
-            mb = 0 if cache_mb == 0 else _default_cache_mb()
-            runs[cache_mb].append(one_run(job, mb, epochs, scratch / f"{method}-{preset}-{rep}-{mb}"))
-    same = all(a["epochs"] == b["epochs"] and a["results"] == b["results"] for a, b in zip(runs[0], runs[-1]))
-    off = statistics.median(r["wall_s"] for r in runs[0])
-    on = statistics.median(r["wall_s"] for r in runs[-1])
-    off_epoch = statistics.median(r["warm_epoch_s"] for r in runs[0])
-    on_epoch = statistics.median(r["warm_epoch_s"] for r in runs[-1])
+        for setting in (("off", "on") if rep % 2 == 0 else ("on", "off")):  # alternate which goes first
+            mb = sizes[setting]
+            runs[setting].append(one_run(job, mb, epochs, scratch / f"{method}-{preset}-{rep}-{mb}"))
+    same = all(a["epochs"] == b["epochs"] and a["results"] == b["results"] for a, b in zip(runs["off"], runs["on"]))
+    off, on = (statistics.median(r["wall_s"] for r in runs[k]) for k in ("off", "on"))
+    off_epoch, on_epoch = (statistics.median(r["warm_epoch_s"] for r in runs[k]) for k in ("off", "on"))
     return {"method": method, "preset": preset, "epochs": epochs, "reps": reps,
             "wall_off_s": off, "wall_on_s": on, "wall_ratio": on / off,
             "epoch_off_s": off_epoch, "epoch_on_s": on_epoch, "epoch_ratio": on_epoch / off_epoch,

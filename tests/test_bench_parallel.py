@@ -133,8 +133,10 @@ if __name__ == "__main__":
 """
 
 
-def _start_suite(tmp_path):
-    """A ``--jobs 2`` suite of looping runs in a subprocess, once both workers have started a run."""
+def test_sigterm_to_the_suite_stops_its_workers_too(tmp_path):
+    """``kill``/``pkill`` of a ``--jobs 2`` suite reaches its workers: they stop after their epoch and the
+    index says pending, instead of running on without the suite."""
+    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -152,40 +154,29 @@ def _start_suite(tmp_path):
         assert proc.poll() is None, log.read_text()[-2000:]
         assert time.time() - t0 < 120, "the workers did not start"
         time.sleep(0.05)
-    return proc, out, log, pid_files
-
-
-def _wait_gone(pids, proc) -> None:
-    import signal
-
-    from reidkit.engine.run import _alive
-
-    t0 = time.time()
-    try:
-        while any(_alive(pid) for pid in pids):
-            assert time.time() - t0 < 30, "a worker outlived the suite"
-            time.sleep(0.1)
-    finally:  # whatever failed, leave no process behind
-        proc.kill()
-        for pid in filter(_alive, pids):
-            os.kill(pid, signal.SIGKILL)
-
-
-def test_sigterm_to_the_suite_stops_its_workers_too(tmp_path):
-    """``kill``/``pkill`` of a ``--jobs 2`` suite reaches its workers: they stop after their epoch and the
-    index says pending, instead of running on without the suite."""
-    import signal
-
-    proc, out, log, pid_files = _start_suite(tmp_path)
     workers = [int(p.read_text()) for p in pid_files]
     try:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 3, log.read_text()[-2000:]
         for pid_file in pid_files:  # each worker stopped by its run's handler, not by the suite's end
             assert (pid_file.parent / "stopped").is_file()
-    finally:
-        _wait_gone(workers, proc)
+        t0 = time.time()
+        while any(_alive(pid) for pid in workers):
+            assert time.time() - t0 < 30, "a worker outlived the suite"
+            time.sleep(0.1)
+    finally:  # whatever failed, leave no process behind
+        proc.kill()
+        for pid in filter(_alive, workers):
+            os.kill(pid, signal.SIGKILL)
     index = json.loads((out / SUITE_INDEX).read_text())
     assert {r["id"]: r["status"] for r in index["runs"]} == {
         "tiny/alpha/seed0": "pending", "tiny/alpha/seed1": "pending",
         "tiny/beta/seed0": "pending", "tiny/beta/seed1": "pending"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

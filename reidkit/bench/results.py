@@ -124,7 +124,7 @@ class Row:
 
     def configs_differ(self) -> bool:
         """True when finished runs differ in config beyond seed, output and RegDB trial."""
-        configs = [_strip_replicate(_with_defaults(r.config, r.method))
+        configs = [drop_keys(_with_defaults(r.config, r.method), _REPLICATE_KEYS)
                    for r in self.done if r.config is not None]
         return any(c != configs[0] for c in configs[1:])
 
@@ -185,10 +185,6 @@ def _with_defaults(config: dict[str, Any], method: str) -> dict[str, Any]:
     """
     defaults = _method_defaults(method)
     return deep_merge(json.loads(defaults), config) if defaults else config
-
-
-def _strip_replicate(config: dict[str, Any]) -> dict[str, Any]:
-    return drop_keys(config, _REPLICATE_KEYS)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

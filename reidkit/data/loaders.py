@@ -139,9 +139,11 @@ class _TestItems(Dataset):
             raise FileNotFoundError(f"{sample.path} has no shape mask (the method needs masks: see data.mask_root)")
         if not isinstance(self.transform, TestTransform):
             return self.transform(load_image_cached(path, self.cache))
-        if self.cache is None:
+
+        def load() -> np.ndarray:
             return self.transform.resized(load_image(path))
-        return self.cache.get(path, lambda: self.transform.resized(load_image(path)), tag=self.transform.size)
+
+        return load() if self.cache is None else self.cache.get(path, load, tag=self.transform.size)
 
 
 class _NormaliseBatch:
