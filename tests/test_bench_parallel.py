@@ -141,6 +141,8 @@ def test_sigterm_to_the_suite_stops_its_workers_too(tmp_path):
     import sys
     from pathlib import Path
 
+    from reidkit.engine.run import _alive
+
     (tmp_path / "suite.yaml").write_text(SUITE)
     out = tmp_path / "bench"
     script = tmp_path / "suite_main.py"
@@ -172,11 +174,3 @@ def test_sigterm_to_the_suite_stops_its_workers_too(tmp_path):
     assert {r["id"]: r["status"] for r in index["runs"]} == {
         "tiny/alpha/seed0": "pending", "tiny/alpha/seed1": "pending",
         "tiny/beta/seed0": "pending", "tiny/beta/seed1": "pending"}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
