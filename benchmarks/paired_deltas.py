@@ -21,8 +21,9 @@ ladder tables do:
     .venv/bin/python benchmarks/paired_deltas.py runs/imsl-ladder-v4 imsl --dataset standard-3m --pairs --reference mmc
 
 ``--share-of DIR`` prints, instead of differences, every variant's mean mAP as a share of the supervised
-reference's (``--supervised``, default ``dc-baseline``) in ``DIR`` on the same seed, e.g. the 3,000-step
-runs against the converged reference:
+reference's (``--supervised``, default ``dc-baseline``) in ``DIR`` on the same seed: where ``DIR`` holds
+several variants of it, the one with the highest mean (the bar is the supervised model at its best; or
+``--supervised-variant``), e.g. the 3,000-step runs against the converged reference:
 
     .venv/bin/python benchmarks/paired_deltas.py runs/long-budget chcr --share-of runs/dc-converged
 """
@@ -78,19 +79,34 @@ def paired(folder: Path, method: str, reference: str, reference_dir: Path | None
 
 
 def shares(folder: Path, method: str, reference_dir: Path, supervised: str = "dc-baseline", *,
-           dataset: str | None = None, pairs: bool = False) -> dict[str, dict[int, tuple[float, float]]]:
+           dataset: str | None = None, pairs: bool = False, supervised_variant: str | None = None
+           ) -> dict[str, dict[int, tuple[float, float]]]:
     """``{variant: {seed: (mean mAP, that / the supervised run's mean mAP on the seed)}}`` over the seeds
-    that ``reference_dir`` holds a finished ``supervised`` run for: its runs without a variant name, or its
-    only variant's."""
+    that ``reference_dir`` holds a finished ``supervised`` run for.
+
+    The supervised run is ``supervised_variant`` when given (``''``: the runs without a variant name);
+    otherwise, where ``reference_dir`` holds several variants of it, the one with the highest mean over its
+    seeds (the benchmark's bar is the supervised model at its best, e.g. dc-baseline with or without its
+    branches), among those that finished the most seeds. :func:`supervised_choice` names it."""
     refs = scores(reference_dir, supervised, dataset, pairs)
-    if not refs:
-        raise SystemExit(f"no finished {supervised} run under {reference_dir}")
-    if "" not in refs and len(refs) > 1:
-        raise SystemExit(f"{reference_dir} holds several {supervised} variants ({', '.join(sorted(refs))}) and "
-                         f"none without a name: which is the reference is ambiguous")
-    ref = refs.get("", next(iter(refs.values())))
+    ref = refs[supervised_choice(refs, reference_dir, supervised, supervised_variant)]
     return {v: {s: (score, score / ref[s]) for s, score in sorted(seeds.items()) if s in ref and ref[s] > 0}
             for v, seeds in sorted(scores(folder, method, dataset, pairs).items())}
+
+
+def supervised_choice(refs: dict[str, dict[int, float]], reference_dir: Path, supervised: str,
+                      variant: str | None = None) -> str:
+    """The supervised variant that :func:`shares` divides by (see there)."""
+    if not refs:
+        raise SystemExit(f"no finished {supervised} run under {reference_dir}")
+    if variant is not None:
+        if variant not in refs:
+            raise SystemExit(f"no finished {supervised}/{variant} run under {reference_dir} "
+                             f"(found: {sorted(refs)})")
+        return variant
+    most = max(len(seeds) for seeds in refs.values())
+    return max((v for v, seeds in refs.items() if len(seeds) == most),
+               key=lambda v: (float(np.mean(list(refs[v].values()))), v))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,14 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--share-of", type=Path, metavar="DIR",
                     help="print each variant's mean mAP as a share of the supervised run's in DIR, seed by seed")
     ap.add_argument("--supervised", default="dc-baseline", help="the supervised method of --share-of")
+    ap.add_argument("--supervised-variant", metavar="NAME",
+                    help="the supervised variant of --share-of ('' for the runs without a variant name; default: "
+                         "the one with the highest mean over the seeds)")
     args = ap.parse_args(argv)
     if args.share_of:
         if args.reference is not None or args.reference_dir:
             ap.error("--share-of divides by the --supervised method's runs; --reference and --reference-dir "
                      "do not apply to it")
         table = shares(args.folder, args.method, args.share_of, args.supervised,
-                       dataset=args.dataset, pairs=args.pairs)
-        print(f"| {args.method} variant | mean mAP / {args.supervised} of {args.share_of}, per seed | mean share |")
+                       dataset=args.dataset, pairs=args.pairs, supervised_variant=args.supervised_variant)
+        chosen = supervised_choice(scores(args.share_of, args.supervised, args.dataset, args.pairs),
+                                   args.share_of, args.supervised, args.supervised_variant)
+        name = "/".join(filter(None, (args.supervised, chosen)))
+        print(f"| {args.method} variant | mean mAP / {name} of {args.share_of}, per seed | mean share |")
         print("|---|---|---:|")
         for variant, per_seed in table.items():
             if not per_seed:

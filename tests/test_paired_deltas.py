@@ -67,15 +67,21 @@ def test_cli_prints_the_share_table(deltas, folders, capsys):
     assert "| full | seed 0: 12.0 (25 %), seed 1: 6.0 (20 %) | 22 % |" in out
 
 
-def test_shares_refuse_an_ambiguous_reference(deltas, folders, tmp_path):
+def test_shares_take_the_best_supervised_variant_unless_told(deltas, folders, tmp_path, capsys):
     unsup, _ = folders
     two = tmp_path / "two"
-    fake_run(two, "synthetic/dc-baseline/a/seed0", "dc-baseline", 0, (0.5, 0.5))
-    fake_run(two, "synthetic/dc-baseline/b/seed0", "dc-baseline", 0, (0.4, 0.4))
-    with pytest.raises(SystemExit, match="ambiguous"):
-        deltas.shares(unsup, "chcr", two)
-    fake_run(two, "synthetic/dc-baseline/seed0", "dc-baseline", 0, (0.3, 0.3))
-    assert deltas.shares(unsup, "chcr", two)["full"][0] == pytest.approx((12.0, 12.0 / 30.0))
+    for seed, (a, b) in enumerate([(0.5, 0.3), (0.2, 0.3)]):
+        fake_run(two, f"synthetic/dc-baseline/no-branches/seed{seed}", "dc-baseline", seed, (a, a))
+        fake_run(two, f"synthetic/dc-baseline/seed{seed}", "dc-baseline", seed, (b, b))
+    fake_run(two, "synthetic/dc-baseline/one-seed/seed0", "dc-baseline", 0, (0.9, 0.9))
+    # means: no-branches 35, unnamed 30; one-seed finished fewer seeds, so it is not a candidate
+    best = deltas.shares(unsup, "chcr", two)["full"]
+    assert best[0] == pytest.approx((12.0, 12.0 / 50.0)) and best[1] == pytest.approx((6.0, 6.0 / 20.0))
+    assert deltas.shares(unsup, "chcr", two, supervised_variant="")["full"][1] == pytest.approx((6.0, 6.0 / 30.0))
+    with pytest.raises(SystemExit, match="no finished dc-baseline/nope"):
+        deltas.shares(unsup, "chcr", two, supervised_variant="nope")
+    assert deltas.main([str(unsup), "chcr", "--share-of", str(two)]) == 0
+    assert "dc-baseline/no-branches of" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("extra", [["--reference", "1-baseline"], ["--reference-dir", "."]])
