@@ -87,26 +87,32 @@ def shares(folder: Path, method: str, reference_dir: Path, supervised: str = "dc
     The supervised run is ``supervised_variant`` when given (``''``: the runs without a variant name);
     otherwise, where ``reference_dir`` holds several variants of it, the one with the highest mean over its
     seeds (the benchmark's bar is the supervised model at its best, e.g. dc-baseline with or without its
-    branches), among those that finished the most seeds. :func:`supervised_choice` names it."""
-    refs = scores(reference_dir, supervised, dataset, pairs)
-    ref = refs[supervised_choice(refs, reference_dir, supervised, supervised_variant)]
+    branches), among those that finished the most seeds."""
+    _, ref = supervised_scores(reference_dir, supervised, dataset, pairs, supervised_variant)
+    return divide(scores(folder, method, dataset, pairs), ref)
+
+
+def divide(runs: dict[str, dict[int, float]], ref: dict[int, float]) -> dict[str, dict[int, tuple[float, float]]]:
+    """``{variant: {seed: (score, score / ref[seed])}}`` over the seeds ``ref`` holds (with a positive score)."""
     return {v: {s: (score, score / ref[s]) for s, score in sorted(seeds.items()) if s in ref and ref[s] > 0}
-            for v, seeds in sorted(scores(folder, method, dataset, pairs).items())}
+            for v, seeds in sorted(runs.items())}
 
 
-def supervised_choice(refs: dict[str, dict[int, float]], reference_dir: Path, supervised: str,
-                      variant: str | None = None) -> str:
-    """The supervised variant that :func:`shares` divides by (see there)."""
+def supervised_scores(reference_dir: Path, supervised: str, dataset: str | None = None, pairs: bool = False,
+                      variant: str | None = None) -> tuple[str, dict[int, float]]:
+    """``(variant, {seed: mean mAP})``: the supervised run that :func:`shares` divides by (see there)."""
+    refs = scores(reference_dir, supervised, dataset, pairs)
     if not refs:
         raise SystemExit(f"no finished {supervised} run under {reference_dir}")
     if variant is not None:
         if variant not in refs:
             raise SystemExit(f"no finished {supervised}/{variant} run under {reference_dir} "
                              f"(found: {sorted(refs)})")
-        return variant
+        return variant, refs[variant]
     most = max(len(seeds) for seeds in refs.values())
-    return max((v for v, seeds in refs.items() if len(seeds) == most),
+    best = max((v for v, seeds in refs.items() if len(seeds) == most),
                key=lambda v: (float(np.mean(list(refs[v].values()))), v))
+    return best, refs[best]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,10 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.reference is not None or args.reference_dir:
             ap.error("--share-of divides by the --supervised method's runs; --reference and --reference-dir "
                      "do not apply to it")
-        table = shares(args.folder, args.method, args.share_of, args.supervised,
-                       dataset=args.dataset, pairs=args.pairs, supervised_variant=args.supervised_variant)
-        chosen = supervised_choice(scores(args.share_of, args.supervised, args.dataset, args.pairs),
-                                   args.share_of, args.supervised, args.supervised_variant)
+        chosen, ref = supervised_scores(args.share_of, args.supervised, args.dataset, args.pairs,
+                                        args.supervised_variant)
+        table = divide(scores(args.folder, args.method, args.dataset, args.pairs), ref)
         name = "/".join(filter(None, (args.supervised, chosen)))
         print(f"| {args.method} variant | mean mAP / {name} of {args.share_of}, per seed | mean share |")
         print("|---|---|---:|")
