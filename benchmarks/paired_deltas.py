@@ -26,6 +26,12 @@ several variants of it, the one with the highest mean (the bar is the supervised
 ``--supervised-variant``), e.g. the 3,000-step runs against the converged reference:
 
     .venv/bin/python benchmarks/paired_deltas.py runs/long-budget chcr --share-of runs/dc-converged
+
+Every folder may also be a suite's committed result files (``benchmarks/results/<suite>``, written by
+``reidkit report --collect``), so the committed numbers can be compared without the run folders:
+
+    .venv/bin/python benchmarks/paired_deltas.py benchmarks/results/synthetic imsl --dataset synthetic-standard-nir \
+        --share-of benchmarks/results/synthetic
 """
 from __future__ import annotations
 
@@ -35,7 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reidkit.bench.results import collect_runs, directed_pairs
+from reidkit.bench.results import RunRecord, collect_runs, directed_pairs
+from reidkit.bench.results_file import INDEX, load_results, to_record
 
 
 def mean_map(metrics: dict, pairs: bool = False) -> float:
@@ -46,12 +53,18 @@ def mean_map(metrics: dict, pairs: bool = False) -> float:
     return 100.0 * float(np.mean([results[n]["mAP"] for n in names]))
 
 
+def records(folder: Path) -> list[RunRecord]:
+    """The runs of a benchmark folder, or of a suite's result files (a folder with ``index.json``)."""
+    if (folder / INDEX).is_file():
+        return [to_record(doc, doc["_path"]) for doc in load_results(folder)[1]]
+    return collect_runs(folder)[1]
+
+
 def scores(folder: Path, method: str, dataset: str | None = None, pairs: bool = False
            ) -> dict[str, dict[int, float]]:
     """``{variant: {seed: mean mAP}}`` of the finished runs of ``method`` under ``folder`` (on ``dataset``,
     the suite's dataset key, when given; a folder holding several datasets needs it)."""
-    _, records = collect_runs(folder)
-    chosen = [r for r in records if r.method == method and r.status == "done" and r.seed is not None
+    chosen = [r for r in records(folder) if r.method == method and r.status == "done" and r.seed is not None
               and (dataset is None or r.dataset == dataset)]
     found = sorted({r.dataset for r in chosen})
     if dataset is None and len(found) > 1:

@@ -96,3 +96,20 @@ def test_cli_reference_defaults_to_full(deltas, folders, capsys):
     unsup, _ = folders
     assert deltas.main([str(unsup), "chcr"]) == 0
     assert "| 1-baseline | seed 0: +8.0, seed 1: +0.0 | +4.0 |" in capsys.readouterr().out
+
+
+def test_a_suites_result_files_give_the_same_numbers_as_its_runs(deltas, folders, tmp_path):
+    from reidkit.bench.results_collect import collect
+
+    unsup, sup = folders
+    entries = []
+    for seed in range(2):
+        for variant in ("full", "1-baseline"):
+            rel = f"synthetic/chcr/{variant}/seed{seed}"
+            entries.append({"id": rel, "dataset": "synthetic", "method": "chcr", "variant": variant,
+                            "seed": seed, "trial": None, "dir": rel})
+    (unsup / "suite.json").write_text(json.dumps({"suite": "fake", "runs": entries}))
+    results = tmp_path / "results" / "fake"
+    collect(unsup, results)
+    assert deltas.shares(results, "chcr", sup) == deltas.shares(unsup, "chcr", sup)
+    assert deltas.paired(results, "chcr", "1-baseline") == deltas.paired(unsup, "chcr", "1-baseline")

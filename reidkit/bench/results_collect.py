@@ -10,6 +10,12 @@ labels then come from the ``suite.json`` above it. A run directory outside any b
 Collecting is idempotent: a file that would not change is not written, unfinished and failed runs are
 skipped (and listed), and nothing collected earlier is removed, so re-collecting after more seeds have
 finished only adds their files.
+
+The suite file as it is now decides which runs belong to the suite: a benchmark folder can hold runs of an
+earlier version of it (a variant renamed, a recipe moved to another suite), and its ``suite.json`` still
+lists them. When the suite file is found in this checkout, such runs are not collected (they are listed as
+"not in the suite file"), the index lists the suite file's runs, and result files already collected for
+runs it no longer has are named in the summary (to remove by hand: collecting never deletes).
 """
 from __future__ import annotations
 
@@ -34,14 +40,19 @@ class Collected:
     into: Path
     written: dict[str, str] = field(default_factory=dict)  # run id -> new, updated, unchanged
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (run id, status)
+    stale: list[str] = field(default_factory=list)  # result files in ``into`` of runs the suite file lacks
 
     def summary(self) -> str:
         counts = {s: sum(v == s for v in self.written.values()) for s in ("new", "updated", "unchanged")}
         text = (f"{self.suite}: {len(self.written)} result files in {self.into} ("
                 + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ")")
         if self.skipped:
-            text += f"; {len(self.skipped)} not finished, not collected:\n" + "\n".join(
+            text += f"; {len(self.skipped)} not collected:\n" + "\n".join(
                 f"  {run_id} ({status})" for run_id, status in self.skipped)
+        if self.stale:
+            text += (f"\n{len(self.stale)} result files in {self.into} are of runs the suite file no longer has "
+                     "(remove them if they are not meant to stay on the page):\n"
+                     + "\n".join(f"  {run_id}" for run_id in self.stale))
         return text
 
 
@@ -133,13 +144,21 @@ def collect(source: str | Path, into: str | Path | None = None) -> Collected:
     suite_file = locate_suite_file(index.get("suite_file"), suite) or old.get("suite_file")
     config_files = _config_files(suite_file)
     out = Collected(suite, into)
+    current = found is not None and bool(config_files)  # the suite file as it is decides what belongs
     for r in records:
-        if r.status != "done":
+        if current and r.id not in config_files:
+            out.skipped.append((r.id, f"not in {suite_file}"))
+        elif r.status != "done":
             out.skipped.append((r.id, r.status))
-            continue
-        doc = result_of(r, suite=suite, suite_file=suite_file, config_file=config_files.get(r.id))
-        out.written[r.id] = write_if_changed(into / f"{r.id}.json", dumps(doc))
-    runs = list(dict.fromkeys([*old.get("runs", []), *expected, *out.written]))  # the suite's order
+        else:
+            doc = result_of(r, suite=suite, suite_file=suite_file, config_file=config_files.get(r.id))
+            out.written[r.id] = write_if_changed(into / f"{r.id}.json", dumps(doc))
+    if current:
+        runs = list(config_files)  # the suite file's order
+        out.stale = sorted(run_id for path in into.rglob("*.json") if path.name != INDEX
+                           and (run_id := path.relative_to(into).with_suffix("").as_posix()) not in config_files)
+    else:
+        runs = list(dict.fromkeys([*old.get("runs", []), *expected, *out.written]))  # the suite's order
     description = index.get("description") or old.get("description", "")
     doc = {"suite": suite, "suite_file": suite_file, "description": description, "runs": runs}
     write_if_changed(into / INDEX, dumps(doc))
