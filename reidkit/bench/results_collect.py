@@ -39,7 +39,7 @@ class Collected:
     suite: str
     into: Path
     written: dict[str, str] = field(default_factory=dict)  # run id -> new, updated, unchanged
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (run id, status)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (run id, its status or why it is left out)
     stale: list[str] = field(default_factory=list)  # result files in ``into`` of runs the suite file lacks
 
     def summary(self) -> str:
@@ -155,14 +155,18 @@ def collect(source: str | Path, into: str | Path | None = None) -> Collected:
             out.written[r.id] = write_if_changed(into / f"{r.id}.json", dumps(doc))
     if current:
         runs = list(config_files)  # the suite file's order
-        out.stale = sorted(run_id for path in into.rglob("*.json") if path.name != INDEX
-                           and (run_id := path.relative_to(into).with_suffix("").as_posix()) not in config_files)
+        out.stale = sorted(set(_collected_ids(into)) - set(config_files))
     else:
         runs = list(dict.fromkeys([*old.get("runs", []), *expected, *out.written]))  # the suite's order
     description = index.get("description") or old.get("description", "")
     doc = {"suite": suite, "suite_file": suite_file, "description": description, "runs": runs}
     write_if_changed(into / INDEX, dumps(doc))
     return out
+
+
+def _collected_ids(into: Path) -> list[str]:
+    """The run ids of the result files already in ``into`` (``<run id>.json``, the index aside)."""
+    return [path.relative_to(into).with_suffix("").as_posix() for path in into.rglob("*.json") if path.name != INDEX]
 
 
 def _read_index(path: Path, suite: str) -> dict[str, Any]:
