@@ -20,9 +20,11 @@ binary mask loses (the parts) from what a wrong outline costs, and ``mixed`` (:d
 visible images, the silhouette on infrared ones, when mediapipe is installed).
 
 ``deltas DIR``: from a finished ``mask-sources.yaml`` folder, per preset, method variant and source, the
-seed-paired difference of the mean mAP over both directions to the same variant trained on the exact masks;
-with ``--without-smr PRESET=DIR`` (IMSL runs of the same recipe without SMR, e.g. the ablation ladder's
-``2-mmc+mil`` rung), the IMSL SMR rows also get their paired difference to IMSL without SMR:
+seed-paired difference of the mean mAP over both directions to the same variant trained on the exact masks,
+and to the same method without the part the masks feed (:data:`WITHOUT`: CHCR's mask merge against its
+image merge, IMSL's shape link against MMC's link on the same masks); with ``--without-smr PRESET=DIR``
+(IMSL runs of the same recipe without SMR, e.g. the ablation ladder's ``2-mmc+mil`` rung), the IMSL SMR
+rows get theirs to IMSL without SMR:
 
     python benchmarks/mask_sources.py deltas runs/mask-sources \\
         --without-smr standard=runs/ladders/synthetic-standard/imsl/2-mmc+mil \\
@@ -198,12 +200,25 @@ def paired_cells(per_seed: dict[int, float], ref: dict[int, float]) -> tuple[str
     return ", ".join(f"{s}: {v:+.1f}" for s, v in d.items()), f"{statistics.fmean(d.values()):+.1f}"
 
 
+#: what each mask-fed variant is paired with to ask "does it help at all?": ``(method, variant, masks)`` of the
+#: run without the part the masks feed (``None`` masks: the same source's runs)
+WITHOUT = {
+    ("chcr", "merge-masks"): ("chcr", "image", "exact"),  # CHCR's published cross-merge (never reads the masks)
+    ("imsl", "shape-link"): ("imsl", "smr", None),  # MMC's shared centroids link the modalities, same masks
+}
+WITHOUT_WORDS = ("Δ without it: `imsl/smr` against IMSL without SMR (the same recipe, `method_args.smr: false`); "
+                 "`chcr/merge-masks` against `chcr/image` (CHCR's published cross-merge of the image features, "
+                 "which never reads the masks); `imsl/shape-link` against `imsl/smr` on the same masks (MMC's "
+                 "shared centroids link the modalities instead of the shape).")
+
+
 def deltas_table(folder: Path, without_smr: dict[str, Path] | None = None) -> str:
-    """Seed-paired mean-mAP differences of each source's runs to the exact masks' (``<preset>.exact``).
+    """Seed-paired mean-mAP differences of each source's runs to the exact masks' (``<preset>.exact``), and of
+    each mask-fed variant to the same method without the part the masks feed (:data:`WITHOUT`).
 
     ``without_smr``: ``{preset: folder}`` of IMSL runs without SMR (``folder/seed*/metrics.json``, the same
-    recipe with ``method_args.smr: false``, e.g. the ablation ladder's ``2-mmc+mil`` rung); the ``imsl/smr``
-    rows then also get their seed-paired difference to it: whether SMR on those masks helps at all."""
+    recipe with ``method_args.smr: false``, e.g. the ablation ladder's ``2-mmc+mil`` rung), the ``imsl/smr``
+    rows' pair: whether SMR on those masks helps at all."""
     from reidkit.bench.results import collect_runs
 
     without_smr = {p: seed_scores(Path(f)) for p, f in (without_smr or {}).items()}
@@ -214,22 +229,27 @@ def deltas_table(folder: Path, without_smr: dict[str, Path] | None = None) -> st
             continue
         preset, _, source = r.dataset.partition(".")  # the suite's dataset labels: <preset>.<masks>
         scores.setdefault((preset, r.method, r.variant or "", source), {})[r.seed] = mean_map(r.metrics)
-    header = "| preset | method / variant | masks | mean mAP (%) | Δ to exact, per seed (points) | mean Δ |"
-    rule = "|---|---|---|---:|---|---:|"
-    if without_smr:
-        header += " Δ to IMSL without SMR, per seed | mean Δ |"
-        rule += "---|---:|"
-    lines = [header, rule]
+
+    def without(preset: str, method: str, variant: str, source: str) -> dict[int, float]:
+        if (method, variant) == ("imsl", "smr"):
+            return without_smr.get(preset, {})
+        if (method, variant) not in WITHOUT:
+            return {}
+        base_method, base_variant, base_source = WITHOUT[method, variant]
+        return scores.get((preset, base_method, base_variant, base_source or source), {})
+
+    lines = ["| preset | method / variant | masks | mean mAP (%) | Δ to exact, per seed (points) | mean Δ "
+             "| Δ without it, per seed | mean Δ |", "|---|---|---|---:|---|---:|---|---:|"]
     order = {name: i for i, name in enumerate(("exact", "exact-binary", "silhouette", "mixed", "mediapipe"))}
     for (preset, method, variant, source), per_seed in sorted(
             scores.items(), key=lambda kv: (kv[0][:3], order.get(kv[0][3], len(order)), kv[0][3])):
         ref = scores.get((preset, method, variant, "exact"), {})
+        base = without(preset, method, variant, source)
         cells = [preset, f"{method}/{variant}", source, f"{statistics.fmean(per_seed.values()):.1f}",
-                 *(paired_cells(per_seed, ref) if source != "exact" and ref else ("", ""))]
-        if without_smr:
-            base = without_smr.get(preset) if (method, variant) == ("imsl", "smr") else None
-            cells += paired_cells(per_seed, base) if base else ("", "")
+                 *(paired_cells(per_seed, ref) if source != "exact" and ref else ("", "")),
+                 *(paired_cells(per_seed, base) if base else ("", ""))]
         lines.append("|" + "|".join(f" {c} " if c else " " for c in cells) + "|")
+    lines += ["", WITHOUT_WORDS]
     if without_smr:
         lines.append("")
         lines.append("IMSL without SMR (seed: mean mAP %): " + "; ".join(
