@@ -192,6 +192,16 @@ def seed_scores(folder: Path) -> dict[int, float]:
     return {r.seed: mean_map(r.metrics) for r in collect_runs(folder)[1] if r.status == "done" and r.seed is not None}
 
 
+def pair_precision(runs: list[dict]) -> str:
+    """``"31 → 58"``: the share of same-cluster visible-infrared pairs that are one person (``cross_pair_precision``
+    of the runs' epoch records), first and last epoch, mean over the runs that logged it, in %."""
+    ends = [(e[0]["cross_pair_precision"], e[-1]["cross_pair_precision"]) for e in (m.get("epochs") or [] for m in runs)
+            if e and "cross_pair_precision" in e[0] and "cross_pair_precision" in e[-1]]
+    if not ends:
+        return ""
+    return f"{100 * statistics.fmean(a for a, _ in ends):.0f} → {100 * statistics.fmean(b for _, b in ends):.0f}"
+
+
 def paired_cells(per_seed: dict[int, float], ref: dict[int, float]) -> tuple[str, str]:
     """``("0: +1.0, 1: -0.5", "+0.2")``: per-seed and mean differences over the seeds both have."""
     d = {s: v - ref[s] for s, v in sorted(per_seed.items()) if s in ref}
@@ -206,7 +216,9 @@ WITHOUT = {
     ("chcr", "merge-masks"): ("chcr", "image", "exact"),  # CHCR's published cross-merge (never reads the masks)
     ("imsl", "shape-link"): ("imsl", "smr", None),  # MMC's shared centroids link the modalities, same masks
 }
-WITHOUT_WORDS = ("Δ without it: `imsl/smr` against IMSL without SMR (the same recipe, `method_args.smr: false`); "
+WITHOUT_WORDS = ("Pairs right: of the visible-infrared image pairs that share a pseudo-label, the share that "
+                 "are one person (`cross_pair_precision`). "
+                 "Δ without it: `imsl/smr` against IMSL without SMR (the same recipe, `method_args.smr: false`); "
                  "`chcr/merge-masks` against `chcr/image` (CHCR's published cross-merge of the image features, "
                  "which never reads the masks); `imsl/shape-link` against `imsl/smr` on the same masks (MMC's "
                  "shared centroids link the modalities instead of the shape).")
@@ -224,11 +236,14 @@ def deltas_table(folder: Path, without_smr: dict[str, Path] | None = None) -> st
     without_smr = {p: seed_scores(Path(f)) for p, f in (without_smr or {}).items()}
     _, records = collect_runs(folder)
     scores: dict[tuple[str, str, str, str], dict[int, float]] = {}
+    metrics: dict[tuple[str, str, str, str], list[dict]] = {}
     for r in records:
         if r.status != "done" or r.seed is None or "." not in r.dataset:
             continue
         preset, _, source = r.dataset.partition(".")  # the suite's dataset labels: <preset>.<masks>
-        scores.setdefault((preset, r.method, r.variant or "", source), {})[r.seed] = mean_map(r.metrics)
+        key = (preset, r.method, r.variant or "", source)
+        scores.setdefault(key, {})[r.seed] = mean_map(r.metrics)
+        metrics.setdefault(key, []).append(r.metrics)
 
     def without(preset: str, method: str, variant: str, source: str) -> dict[int, float]:
         if (method, variant) == ("imsl", "smr"):
@@ -239,7 +254,8 @@ def deltas_table(folder: Path, without_smr: dict[str, Path] | None = None) -> st
         return scores.get((preset, base_method, base_variant, base_source or source), {})
 
     lines = ["| preset | method / variant | masks | mean mAP (%) | Δ to exact, per seed (points) | mean Δ "
-             "| Δ without it, per seed | mean Δ |", "|---|---|---|---:|---|---:|---|---:|"]
+             "| Δ without it, per seed | mean Δ | pairs right, first → last epoch (%) |",
+             "|---|---|---|---:|---|---:|---|---:|---:|"]
     order = {name: i for i, name in enumerate(("exact", "exact-binary", "silhouette", "mixed", "mediapipe"))}
     for (preset, method, variant, source), per_seed in sorted(
             scores.items(), key=lambda kv: (kv[0][:3], order.get(kv[0][3], len(order)), kv[0][3])):
@@ -247,7 +263,8 @@ def deltas_table(folder: Path, without_smr: dict[str, Path] | None = None) -> st
         base = without(preset, method, variant, source)
         cells = [preset, f"{method}/{variant}", source, f"{statistics.fmean(per_seed.values()):.1f}",
                  *(paired_cells(per_seed, ref) if source != "exact" and ref else ("", "")),
-                 *(paired_cells(per_seed, base) if base else ("", ""))]
+                 *(paired_cells(per_seed, base) if base else ("", "")),
+                 pair_precision(metrics[preset, method, variant, source])]
         lines.append("|" + "|".join(f" {c} " if c else " " for c in cells) + "|")
     lines += ["", WITHOUT_WORDS]
     if without_smr:
