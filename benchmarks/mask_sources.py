@@ -193,13 +193,16 @@ def seed_scores(folder: Path) -> dict[int, float]:
 
 
 def pair_precision(runs: list[dict]) -> str:
-    """``"31 → 58"``: the share of same-cluster visible-infrared pairs that are one person (``cross_pair_precision``
-    of the runs' epoch records), first and last epoch, mean over the runs that logged it, in %."""
-    ends = [(e[0]["cross_pair_precision"], e[-1]["cross_pair_precision"]) for e in (m.get("epochs") or [] for m in runs)
-            if e and "cross_pair_precision" in e[0] and "cross_pair_precision" in e[-1]]
+    """``"31 → 58"``: the share of same-cluster visible-infrared pairs that are one person
+    (``cross_pair_precision`` of the runs' epoch records), first and last epoch, mean over the runs that
+    logged it, in %."""
+    key = "cross_pair_precision"
+    ends = [(e[0][key], e[-1][key]) for e in (m.get("epochs") or [] for m in runs)
+            if e and key in e[0] and key in e[-1]]
     if not ends:
         return ""
-    return f"{100 * statistics.fmean(a for a, _ in ends):.0f} → {100 * statistics.fmean(b for _, b in ends):.0f}"
+    first, last = (100 * statistics.fmean(end) for end in zip(*ends))
+    return f"{first:.0f} → {last:.0f}"
 
 
 def paired_cells(per_seed: dict[int, float], ref: dict[int, float]) -> tuple[str, str]:
@@ -210,18 +213,18 @@ def paired_cells(per_seed: dict[int, float], ref: dict[int, float]) -> tuple[str
     return ", ".join(f"{s}: {v:+.1f}" for s, v in d.items()), f"{statistics.fmean(d.values()):+.1f}"
 
 
-#: what each mask-fed variant is paired with to ask "does it help at all?": ``(method, variant, masks)`` of the
-#: run without the part the masks feed (``None`` masks: the same source's runs)
+#: what each mask-fed variant is paired with to ask "does it help at all?": ``(method, variant, masks)``
+#: of the run without the part the masks feed (``None`` masks: the same source's runs)
 WITHOUT = {
-    ("chcr", "merge-masks"): ("chcr", "image", "exact"),  # CHCR's published cross-merge (never reads the masks)
+    ("chcr", "merge-masks"): ("chcr", "image", "exact"),  # CHCR's published cross-merge: never reads masks
     ("imsl", "shape-link"): ("imsl", "smr", None),  # MMC's shared centroids link the modalities, same masks
 }
-WITHOUT_WORDS = ("Pairs right: of the visible-infrared image pairs that share a pseudo-label, the share that "
-                 "are one person (`cross_pair_precision`). "
-                 "Δ without it: `imsl/smr` against IMSL without SMR (the same recipe, `method_args.smr: false`); "
-                 "`chcr/merge-masks` against `chcr/image` (CHCR's published cross-merge of the image features, "
-                 "which never reads the masks); `imsl/shape-link` against `imsl/smr` on the same masks (MMC's "
-                 "shared centroids link the modalities instead of the shape).")
+WITHOUT_WORDS = ("Pairs right: of the visible-infrared image pairs that share a pseudo-label, the share "
+                 "that are one person (`cross_pair_precision`). Δ without it: `imsl/smr` against IMSL "
+                 "without SMR (the same recipe, `method_args.smr: false`); `chcr/merge-masks` against "
+                 "`chcr/image` (CHCR's published cross-merge of the image features, which never reads the "
+                 "masks); `imsl/shape-link` against `imsl/smr` on the same masks (MMC's shared centroids "
+                 "link the modalities instead of the shape).")
 
 
 def deltas_table(folder: Path, without_smr: dict[str, Path] | None = None) -> str:
