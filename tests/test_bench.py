@@ -291,3 +291,25 @@ def test_dry_run_resolves_every_config(with_example, tiny_root, tmp_path, capsys
     out = capsys.readouterr().out
     assert "tiny/kmeans-proxy/seed0" in out and "no-such-method' is not installed" in out
     assert not (tmp_path / "o").exists()
+
+
+def test_suites_that_pair_with_the_benchmark_train_its_recipes():
+    """The runs that mask-sources.yaml and ladders.yaml pair with synthetic.yaml's (the exact-mask IMSL and
+    the image-merge CHCR runs, the ladders' `full` IMSL rung) resolve to synthetic.yaml's configs: a recipe
+    changed in one suite file and not the others would pair runs of different recipes."""
+    from reidkit.config import drop_keys, to_dict
+    from reidkit.engine.run import resolve_run_config
+
+    def configs(name: str) -> dict[tuple[str, str, str | None, int], dict]:
+        suite = load_suite(ROOT / "benchmarks" / name)
+        return {(j.dataset, j.method, j.variant, j.seed): drop_keys(to_dict(resolve_run_config(
+            j.method, config_file=j.config_file, overrides=j.all_overrides(Path("run")))), [("output",)])
+            for j in suite.jobs if j.seed == 0 and j.method in ("chcr", "imsl")
+            and (j.variant in (None, "smr", "image", "full"))}
+
+    benchmark, masks, ladders = configs("synthetic.yaml"), configs("mask-sources.yaml"), configs("ladders.yaml")
+    for preset in ("standard", "standard-nir"):
+        reference = {m: benchmark[f"synthetic-{preset}", m, None, 0] for m in ("chcr", "imsl")}
+        assert masks[f"{preset}.exact", "imsl", "smr", 0] == reference["imsl"]
+        assert masks[f"{preset}.exact", "chcr", "image", 0] == reference["chcr"]
+        assert ladders[f"synthetic-{preset}", "imsl", "full", 0] == reference["imsl"]
