@@ -307,7 +307,8 @@ def test_suites_that_pair_with_the_benchmark_train_its_recipes():
             for j in suite.jobs if j.seed == 0 and j.method in ("chcr", "imsl")
             and (j.variant in (None, "smr", "image", "full"))}
 
-    benchmark, masks, ladders = configs("synthetic.yaml"), configs("mask-sources.yaml"), configs("ladders.yaml")
+    benchmark, masks = configs("synthetic.yaml"), configs("mask-sources.yaml")
+    ladders = configs("ladders.yaml")
     for preset in ("standard", "standard-nir"):
         reference = {m: benchmark[f"synthetic-{preset}", m, None, 0] for m in ("chcr", "imsl")}
         assert masks[f"{preset}.exact", "imsl", "smr", 0] == reference["imsl"]
