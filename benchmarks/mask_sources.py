@@ -238,15 +238,14 @@ def deltas_table(folder: Path, without_smr: dict[str, Path] | None = None) -> st
 
     without_smr = {p: seed_scores(Path(f)) for p, f in (without_smr or {}).items()}
     _, records = collect_runs(folder)
-    scores: dict[tuple[str, str, str, str], dict[int, float]] = {}
-    metrics: dict[tuple[str, str, str, str], list[dict]] = {}
+    # (preset, method, variant, masks) -> seed -> metrics.json
+    runs: dict[tuple[str, str, str, str], dict[int, dict]] = {}
     for r in records:
         if r.status != "done" or r.seed is None or "." not in r.dataset:
             continue
         preset, _, source = r.dataset.partition(".")  # the suite's dataset labels: <preset>.<masks>
-        key = (preset, r.method, r.variant or "", source)
-        scores.setdefault(key, {})[r.seed] = mean_map(r.metrics)
-        metrics.setdefault(key, []).append(r.metrics)
+        runs.setdefault((preset, r.method, r.variant or "", source), {})[r.seed] = r.metrics
+    scores = {key: {seed: mean_map(m) for seed, m in by_seed.items()} for key, by_seed in runs.items()}
 
     def without(preset: str, method: str, variant: str, source: str) -> dict[int, float]:
         if (method, variant) == ("imsl", "smr"):
@@ -267,7 +266,7 @@ def deltas_table(folder: Path, without_smr: dict[str, Path] | None = None) -> st
         cells = [preset, f"{method}/{variant}", source, f"{statistics.fmean(per_seed.values()):.1f}",
                  *(paired_cells(per_seed, ref) if source != "exact" and ref else ("", "")),
                  *(paired_cells(per_seed, base) if base else ("", "")),
-                 pair_precision(metrics[preset, method, variant, source])]
+                 pair_precision(list(runs[preset, method, variant, source].values()))]
         lines.append("|" + "|".join(f" {c} " if c else " " for c in cells) + "|")
     lines += ["", WITHOUT_WORDS]
     if without_smr:
