@@ -174,3 +174,18 @@ def test_sigterm_to_the_suite_stops_its_workers_too(tmp_path):
     assert {r["id"]: r["status"] for r in index["runs"]} == {
         "tiny/alpha/seed0": "pending", "tiny/alpha/seed1": "pending",
         "tiny/beta/seed0": "pending", "tiny/beta/seed1": "pending"}
+
+
+def test_bench_command_exits_interrupted_when_a_stop_left_runs_pending(tmp_path, monkeypatch, capsys):
+    """A suite stopped by request (SIGTERM, Ctrl-C) returns normally with runs pending; the command's exit
+    status must say it did not finish, so that a script chaining suites can tell."""
+    from reidkit.bench import runner
+    from reidkit.cli import EXIT_INTERRUPTED, main
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(SUITE)
+    monkeypatch.setattr(runner, "run_suite", lambda *a, **kw: run_suite(*a, **{**kw, "run_fn": stopping_run}))
+    assert main(["bench", str(path), "--output", str(tmp_path / "bench")]) == EXIT_INTERRUPTED
+    assert "stopped before the end: 4 pending" in capsys.readouterr().out
+    monkeypatch.setattr(runner, "run_suite", lambda *a, **kw: run_suite(*a, **{**kw, "run_fn": fake_run}))
+    assert main(["bench", str(path), "--output", str(tmp_path / "bench"), "--only", "alpha"]) == 0

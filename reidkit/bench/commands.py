@@ -26,7 +26,8 @@ def add_parsers(subparsers) -> None:
                               description="Run every run of SUITE not yet finished in --output; a failed run "
                                           "is recorded (failed.json) and the suite goes on. Run the same "
                                           "command again to continue an interrupted suite. Exit status 1 "
-                                          "when a run failed.")
+                                          "when a run failed, 130 when the suite stopped before its end "
+                                          "(SIGTERM or Ctrl-C: runs left pending).")
     p.add_argument("suite", help="suite file (benchmarks/*.yaml)")
     p.add_argument("--output", required=True, help="benchmark folder (one run directory per run)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
@@ -101,7 +102,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if e["status"] == "failed":
             console.print(f"[red]failed[/red] {e['id']}: {e.get('error', '')}")
     console.print(f"report: reidkit report {args.output}")
-    return 1 if counts["failed"] else 0
+    if counts["failed"]:
+        return 1
+    if counts["pending"]:  # only a stop request (SIGTERM, Ctrl-C) leaves a selected run pending
+        from reidkit.cli import EXIT_INTERRUPTED
+
+        console.print(f"stopped before the end: {counts['pending']} pending; run the same command again to "
+                      "continue")
+        return EXIT_INTERRUPTED
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
