@@ -305,7 +305,7 @@ def test_suites_that_pair_with_the_benchmark_train_its_recipes():
         return {(j.dataset, j.method, j.variant, j.seed): drop_keys(to_dict(resolve_run_config(
             j.method, config_file=j.config_file, overrides=j.all_overrides(Path("run")))), [("output",)])
             for j in suite.jobs if j.seed == 0 and j.method in ("chcr", "imsl")
-            and (j.variant in (None, "smr", "image", "full"))}
+            and j.variant in (None, "smr", "image", "full")}
 
     benchmark, masks = configs("synthetic.yaml"), configs("mask-sources.yaml")
     ladders = configs("ladders.yaml")

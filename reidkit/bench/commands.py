@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from reidkit.cli import EXIT_INTERRUPTED
 from reidkit.config import ConfigError
 
 DEFAULT_REFERENCE = Path("benchmarks") / "reference.yaml"
@@ -105,8 +106,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if counts["failed"]:
         return 1
     if counts["pending"]:  # only a stop request (SIGTERM, Ctrl-C) leaves a selected run pending
-        from reidkit.cli import EXIT_INTERRUPTED
-
         console.print(f"stopped before the end: {counts['pending']} pending; run the same command again to "
                       "continue")
         return EXIT_INTERRUPTED
