@@ -1,11 +1,12 @@
 """Where the time of one step of the shipped pretraining goes, on this machine, and what 8,000 steps cost.
 
-    python benchmarks/pretrain_step.py [--steps 15] [--compile] [--json benchmarks/pretraining/step-time.json]
+    python benchmarks/pretrain_step.py [--steps 15] [--compile] [--view-size 96x48 ...] [--json FILE]
 
 Builds the shipped recipe as ``reidkit pretrain`` does (its defaults: SimCLR, resnet-mini, 128 images of
 128 x 64 per step, two views each, channels-last, ``--amp auto``'s precision for this CPU) and times, on one
 fixed batch, (a) the two augmented views (``reidkit.pretrain.augment``) and (b) the whole step (views,
-forward, backward, AdamW), eager and, with ``--compile``, with the recipe module under ``torch.compile``.
+forward, backward, AdamW), eager and, with ``--compile``, with the recipe module under ``torch.compile``;
+with ``--view-size HxW`` (repeatable), also eager with views made at that size (``--low-res``).
 Medians after 3 warm-up steps. Data loading is left out (``reidkit pretrain`` overlaps it in worker
 processes). The last column projects the 8,000 steps of the shipped command (benchmarks/README.md, Budgets).
 Run it on an idle machine: two jobs on 2 cores halve each other's speed.
@@ -26,7 +27,7 @@ def _median_after_warmup(times: list[float]) -> float:
     return statistics.median(times[3:] if len(times) > 4 else times)
 
 
-def measure(steps: int, compile_model: bool) -> dict[str, float]:
+def measure(steps: int, compile_model: bool, size: tuple[int, int] | None = None) -> dict[str, float]:
     from reidkit.pretrain import train as T
     from reidkit.pretrain.config import PretrainConfig
     from reidkit.pretrain.corpus import CorpusImages
@@ -45,7 +46,7 @@ def measure(steps: int, compile_model: bool) -> dict[str, float]:
     views_s, step_s = [], []
     for step in range(steps):
         t0 = time.perf_counter()
-        views = T.make_views(batch, cfg, torch.Generator().manual_seed(step))
+        views = T.make_views(batch, cfg, torch.Generator().manual_seed(step), size)
         t1 = time.perf_counter()
         with amp:
             losses = forward(views, labels, modalities)
@@ -63,11 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15, help="timed steps per variant (3 are warm-up)")
     parser.add_argument("--compile", action="store_true", help="also time the step under torch.compile")
+    parser.add_argument("--view-size", action="append", default=[], metavar="HxW",
+                        help="also time eager steps with views of this size (repeatable)")
     parser.add_argument("--json", help="also write the numbers here")
     args = parser.parse_args(argv)
     rows = {"eager": measure(args.steps, False)}
     if args.compile:
         rows["torch.compile"] = measure(args.steps, True)
+    for text in args.view_size:
+        h, w = (int(v) for v in text.lower().split("x"))
+        rows[f"eager, views {h}x{w}"] = measure(args.steps, False, (h, w))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}")
     print("| step | precision | s / step | of which the two views | rest of the step | 8,000 steps (min) |")
     print("|---|---|---:|---:|---:|---:|")

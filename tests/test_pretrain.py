@@ -42,6 +42,22 @@ def test_views_are_normalised_images_of_the_same_size():
     assert torch.equal(out, again)  # the generator decides everything: resumed runs draw the same views
 
 
+def test_views_can_be_made_smaller_than_the_images():
+    x = torch.rand(4, 3, 32, 16)
+    small = A.augment(x, AugmentConfig(), torch.Generator().manual_seed(0), (24, 12))
+    assert small.shape == (4, 3, 24, 12) and torch.isfinite(small).all()
+    # the crop alone: a whole-image crop (area 1, no flip) resampled to half size is the image's 2x2 mean
+    whole = AugmentConfig(crop_area=(1.0, 1.0), crop_aspect=(1.0, 1.0))
+    g = torch.Generator().manual_seed(0)
+    crops = A.random_crop_flip(x, whole, g, (16, 8))
+    pooled = torch.nn.functional.avg_pool2d(x, 2)
+    assert all(torch.allclose(c, p, atol=1e-5) or torch.allclose(c, p.flip(-1), atol=1e-5)
+               for c, p in zip(crops, pooled))
+    # default size: the same draws and values as before the option existed
+    assert torch.equal(A.augment(x, AugmentConfig(), torch.Generator().manual_seed(3)),
+                       A.augment(x, AugmentConfig(), torch.Generator().manual_seed(3), (32, 16)))
+
+
 def test_single_channel_views_have_equal_channels():
     g = torch.Generator().manual_seed(1)
     x = torch.rand(50, 3, 8, 4)
@@ -174,6 +190,28 @@ def test_pretrain_writes_weights_and_card_that_load(tmp_path, tiny_data, recipe)
         for stem in model.stems.values():
             assert torch.equal(stem.conv1.weight, state["conv1.weight"])
         assert torch.equal(model.layer4[0].conv1.weight, state["layer4.0.conv1.weight"])
+
+
+def test_low_res_steps_come_first_and_the_rest_run_at_full_size(tmp_path, tiny_data, monkeypatch):
+    from reidkit.pretrain import train as T
+
+    sizes = []
+    make = T.make_views
+    monkeypatch.setattr(T, "make_views", lambda *a, **k: sizes.append(tuple(make(*a, **k)[0].shape[2:])) or
+                        make(*a, **k))
+    card = pretrain(_cfg(tmp_path, tiny_data, steps=5, low_res=(16, 8), low_res_steps=3))
+    assert sizes == [(16, 8)] * 3 + [(32, 16)] * 2
+    assert card["options"]["low_res"] == [16, 8] and card["options"]["low_res_steps"] == 3
+    for bad, match in (({"low_res_steps": 9, "low_res": (16, 8)}, "between 0"), ({"low_res_steps": 2}, "needs"),
+                       ({"low_res": (8, 4), "low_res_steps": 1}, "at least 8")):
+        with pytest.raises(PretrainError, match=match):
+            _cfg(tmp_path, tiny_data, **bad)
+    assert main(["pretrain", "--dataset", "generic", "--root", str(tiny_data), "--output", str(tmp_path / "c.pth"),
+                 "--steps", "2", "--batch-size", "8", "--height", "32", "--width", "16", "--workers", "0",
+                 "--low-res", "16x8", "--low-res-steps", "1"]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["options"]["low_res"] == [16, 8]
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--output", str(tmp_path / "d.pth"), "--low-res", "sixteen"])
 
 
 def test_modality_gap_is_the_distance_between_modality_means():

@@ -82,10 +82,11 @@ def _chance(n: int, p: float, g: torch.Generator) -> Tensor:
     return torch.rand(n, generator=g) < p
 
 
-def random_crop_flip(images: Tensor, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
+def random_crop_flip(images: Tensor, cfg: AugmentConfig, g: torch.Generator,
+                     size: tuple[int, int] | None = None) -> Tensor:
     """A random resized crop (area and aspect from ``cfg``) and a horizontal flip (p = 0.5), one affine
-    resampling per image; the output keeps the input size."""
-    b = images.shape[0]
+    resampling per image, to ``size`` (height, width; default: the input's)."""
+    b, c = images.shape[:2]
     area = _uniform(b, *cfg.crop_area, g)
     aspect = torch.exp(_uniform(b, math.log(cfg.crop_aspect[0]), math.log(cfg.crop_aspect[1]), g))
     w = torch.sqrt(area * aspect).clamp(max=1.0)
@@ -97,7 +98,8 @@ def random_crop_flip(images: Tensor, cfg: AugmentConfig, g: torch.Generator) -> 
     theta[:, 0, 0], theta[:, 0, 2] = w * flip, tx
     theta[:, 1, 1], theta[:, 1, 2] = h, ty
     theta = theta.to(images.device, images.dtype)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    out_size = [b, c, *(size or images.shape[2:])]
+    grid = F.affine_grid(theta, out_size, align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
@@ -194,10 +196,12 @@ def tone_curve(images: Tensor, cfg: AugmentConfig, g: torch.Generator, knots: in
     return v0 + (v1 - v0) * frac
 
 
-def gaussian_blur(images: Tensor, cfg: AugmentConfig, g: torch.Generator, radius: int = 4) -> Tensor:
-    """Separable Gaussian blur with a per-image sigma (p = ``blur_p``), as one grouped convolution."""
+def gaussian_blur(images: Tensor, cfg: AugmentConfig, g: torch.Generator, radius: int = 4,
+                  scale: float = 1.0) -> Tensor:
+    """Separable Gaussian blur with a per-image sigma (p = ``blur_p``), as one grouped convolution; ``scale``
+    multiplies the sigma (views made smaller than the images keep the same blur relative to the person)."""
     b, c, h, w = images.shape
-    sigma = _uniform(b, *cfg.blur_sigma, g)
+    sigma = _uniform(b, *cfg.blur_sigma, g) * scale
     on = _chance(b, cfg.blur_p, g)
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (x.view(1, -1) / sigma.view(-1, 1)) ** 2)
@@ -242,14 +246,17 @@ def normalise(images: Tensor) -> Tensor:
     return (images - mean) / std
 
 
-def augment(images: Tensor, cfg: AugmentConfig, g: torch.Generator) -> Tensor:
-    """One random view of each image: [B, 3, H, W] in [0, 1] -> normalised [B, 3, H, W]."""
-    x = random_crop_flip(images, cfg, g)
+def augment(images: Tensor, cfg: AugmentConfig, g: torch.Generator,
+            size: tuple[int, int] | None = None) -> Tensor:
+    """One random view of each image: [B, 3, H, W] in [0, 1] -> normalised [B, 3, h, w], (h, w) = ``size``
+    (default: H, W). The crop resamples straight to ``size``, so smaller views cost less in every later
+    augmentation and in the network."""
+    x = random_crop_flip(images, cfg, g, size)
     x = colour_jitter(x, cfg, g)
     x = colour_lookup(x, cfg, g)
     x = single_channel(x, cfg, g)
     x = uneven_light(x, cfg, g)
     x = tone_curve(x, cfg, g)
-    x = gaussian_blur(x, cfg, g)
+    x = gaussian_blur(x, cfg, g, scale=x.shape[2] / images.shape[2])
     x = noise_and_erase(x, cfg, g)
     return normalise(x)

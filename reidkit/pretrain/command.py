@@ -43,6 +43,11 @@ def add_parser(sub) -> None:
     model.add_argument("--height", type=int, default=defaults.height)
     model.add_argument("--width", type=int, default=defaults.width)
     model.add_argument("--steps", type=int, default=defaults.steps)
+    model.add_argument("--low-res", metavar="HxW", type=_size,
+                       help="make the views of the first --low-res-steps steps at this size (cheaper steps; "
+                            "progressive resizing), e.g. 80x40")
+    model.add_argument("--low-res-steps", type=int, default=defaults.low_res_steps,
+                       help="how many of --steps use --low-res views (the rest use --height x --width)")
     model.add_argument("--batch-size", type=int, default=defaults.batch_size)
     model.add_argument("--lr", type=float, default=defaults.lr)
     model.add_argument("--warmup", type=int, default=defaults.warmup, help="linear warmup steps")
@@ -67,6 +72,15 @@ def add_parser(sub) -> None:
     run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=defaults.channels_last,
                      help="channels-last memory format (faster; default on)")
     p.set_defaults(func=cmd_pretrain)
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``"80x40"`` -> ``(80, 40)``."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want HEIGHTxWIDTH such as 80x40, got {text!r}") from None
+    return h, w
 
 
 def augment_from_args(pairs: list[str] | None) -> AugmentConfig:
@@ -98,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
         output=args.output, dataset=dataset, root=args.root, folder=folder, preset=args.preset,
         world_seed=world_seed, modalities=tuple(args.modality or ()), mode=args.mode, recipe=args.recipe,
         backbone=args.backbone, height=args.height, width=args.width, steps=args.steps,
+        low_res=getattr(args, "low_res", None), low_res_steps=getattr(args, "low_res_steps", 0),
         batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, temperature=args.temperature,
         modality_align=args.modality_align, seed=args.seed,
         workers=args.workers, on_bad_image=args.on_bad_image, checkpoint_every=args.checkpoint_every,

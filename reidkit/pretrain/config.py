@@ -47,6 +47,11 @@ class PretrainConfig:
         on_bad_image: ``error`` stops at an unreadable image; ``skip`` checks every image first and drops
             the unreadable ones (listed in the card).
         checkpoint_every: steps between resumable checkpoints.
+        low_res, low_res_steps: the first ``low_res_steps`` steps make their views at ``low_res`` (height,
+            width) instead of ``height`` x ``width``: cheaper steps, so more of them in the same time, then
+            the rest at full size so that the network ends on the size it will be fine-tuned at
+            (progressive resizing, as in FFCV's ImageNet recipes and EfficientNetV2, Tan & Le, ICML 2021;
+            the train-test resolution effect: Touvron et al., FixRes, NeurIPS 2019). Off by default.
         augment: the views' augmentations.
 
     The defaults are the recipe of the shipped ``synthetic-pretrained`` weights (benchmarks/pretraining.md).
@@ -77,6 +82,8 @@ class PretrainConfig:
     workers: int = 2
     on_bad_image: str = "error"
     checkpoint_every: int = 100
+    low_res: tuple[int, int] | None = None
+    low_res_steps: int = 0
     amp: str = "auto"
     channels_last: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -99,6 +106,12 @@ class PretrainConfig:
         for name in ("steps", "batch_size", "height", "width", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise PretrainError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.low_res_steps < 0 or self.low_res_steps > self.steps:
+            raise PretrainError(f"--low-res-steps must be between 0 and --steps ({self.steps}), got {self.low_res_steps}")
+        if self.low_res_steps and self.low_res is None:
+            raise PretrainError("--low-res-steps needs --low-res HxW")
+        if self.low_res is not None and (len(self.low_res) != 2 or min(self.low_res) < 8):
+            raise PretrainError(f"--low-res must be HEIGHTxWIDTH, each at least 8, got {self.low_res}")
         if self.modality_align < 0:
             raise PretrainError(f"--modality-align must be at least 0, got {self.modality_align}")
         if self.modality_align > 0 and self.mode == "supervised":

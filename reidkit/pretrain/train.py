@@ -90,9 +90,17 @@ def build_model(cfg: PretrainConfig, num_ids: int, device: torch.device) -> nn.M
     return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
 
 
-def make_views(images: Tensor, cfg: PretrainConfig, g: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Two augmented views of a [B, 3, H, W] batch in [0, 1], drawn from ``g``, in ``cfg``'s memory format."""
-    views = (augment(images, cfg.augment, g), augment(images, cfg.augment, g))
+def view_size(cfg: PretrainConfig, step: int) -> tuple[int, int] | None:
+    """The (height, width) of step ``step``'s views: ``cfg.low_res`` during the first ``cfg.low_res_steps``
+    steps, else None (the images' own size)."""
+    return tuple(cfg.low_res) if step < cfg.low_res_steps else None
+
+
+def make_views(images: Tensor, cfg: PretrainConfig, g: torch.Generator,
+               size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
+    """Two augmented views of a [B, 3, H, W] batch in [0, 1], drawn from ``g``, of ``size`` (default H x W),
+    in ``cfg``'s memory format."""
+    views = (augment(images, cfg.augment, g, size), augment(images, cfg.augment, g, size))
     if cfg.channels_last:
         views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
     return views
@@ -188,7 +196,7 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     for step, (images, labels, modalities) in enumerate(loader, start=start):
         g = torch.Generator().manual_seed(_step_seed(cfg.seed, step, 2))
         images = images.to(dev, non_blocking=True).float().div_(255)
-        views = make_views(images, cfg, g)
+        views = make_views(images, cfg, g, view_size(cfg, step))
         with amp:
             losses = (ddp or model)(views, labels.to(dev), modalities.to(dev))
         loss = sum(losses.values())
