@@ -197,8 +197,13 @@ def test_low_res_steps_come_first_and_the_rest_run_at_full_size(tmp_path, tiny_d
 
     sizes = []
     make = T.make_views
-    monkeypatch.setattr(T, "make_views", lambda *a, **k: sizes.append(tuple(make(*a, **k)[0].shape[2:])) or
-                        make(*a, **k))
+
+    def recorded(*args, **kwargs):
+        views = make(*args, **kwargs)
+        sizes.append(tuple(views[0].shape[2:]))
+        return views
+
+    monkeypatch.setattr(T, "make_views", recorded)
     card = pretrain(_cfg(tmp_path, tiny_data, steps=5, low_res=(16, 8), low_res_steps=3))
     assert sizes == [(16, 8)] * 3 + [(32, 16)] * 2
     assert card["options"]["low_res"] == [16, 8] and card["options"]["low_res_steps"] == 3
