@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from reidkit.cli import image_size
+
 
 def _median_after_warmup(times: list[float]) -> float:
     return statistics.median(times[3:] if len(times) > 4 else times)
@@ -64,15 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15, help="timed steps per variant (3 are warm-up)")
     parser.add_argument("--compile", action="store_true", help="also time the step under torch.compile")
-    parser.add_argument("--view-size", action="append", default=[], metavar="HxW",
+    parser.add_argument("--view-size", action="append", default=[], metavar="HxW", type=image_size,
                         help="also time eager steps with views of this size (repeatable)")
     parser.add_argument("--json", help="also write the numbers here")
     args = parser.parse_args(argv)
     rows = {"eager": measure(args.steps, False)}
     if args.compile:
         rows["torch.compile"] = measure(args.steps, True)
-    for text in args.view_size:
-        h, w = (int(v) for v in text.lower().split("x"))
+    for h, w in args.view_size:
         rows[f"eager, views {h}x{w}"] = measure(args.steps, False, (h, w))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}")
     print("| step | precision | s / step | of which the two views | rest of the step | 8,000 steps (min) |")

@@ -17,6 +17,17 @@ EXIT_RUNTIME_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """An argparse type: ``"80x40"`` -> ``(80, 40)`` (height, width), both positive."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, e.g. 512x256, got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return h, w
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from reidkit.config import ConfigError
     from reidkit.data.datasets.base import DatasetError

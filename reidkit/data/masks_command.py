@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from reidkit.cli import image_size
 from reidkit.data.masks_sources import SOURCES
 
 EXAMPLES = """examples:
@@ -19,16 +20,6 @@ then: reidkit run --method imsl --config configs/datasets/sysu_mm01.yaml --set d
       --set data.mask_root=/data/masks/sysu
 An interrupted run continues where it stopped when run again with the same arguments.
 """
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, e.g. 512x256, got {text!r}") from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
-    return h, w
 
 
 def add_parser(data_sub) -> None:
@@ -51,7 +42,7 @@ def add_parser(data_sub) -> None:
     parsing.add_argument("--background-class", type=int, default=0, help="the background label (default 0)")
     parsing.add_argument("--person-class", type=int, action="append", default=[],
                          help="count only these labels as person (repeatable; instead of --background-class)")
-    parsing.add_argument("--input-size", type=_size, default=(512, 256), metavar="HxW",
+    parsing.add_argument("--input-size", type=image_size, default=(512, 256), metavar="HxW",
                          help="the model's input size (default 512x256)")
     parsing.add_argument("--batch-size", type=int, default=8)
     parsing.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from reidkit.cli import image_size
 from reidkit.pretrain.augment import AugmentConfig
 from reidkit.pretrain.config import AMP_MODES, MODES, PretrainConfig, PretrainError
 from reidkit.pretrain.recipes import RECIPES
@@ -43,7 +44,7 @@ def add_parser(sub) -> None:
     model.add_argument("--height", type=int, default=defaults.height)
     model.add_argument("--width", type=int, default=defaults.width)
     model.add_argument("--steps", type=int, default=defaults.steps)
-    model.add_argument("--low-res", metavar="HxW", type=_size,
+    model.add_argument("--low-res", metavar="HxW", type=image_size,
                        help="make the views of the first --low-res-steps steps at this size (cheaper steps; "
                             "progressive resizing), e.g. 80x40")
     model.add_argument("--low-res-steps", type=int, default=defaults.low_res_steps,
@@ -72,15 +73,6 @@ def add_parser(sub) -> None:
     run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=defaults.channels_last,
                      help="channels-last memory format (faster; default on)")
     p.set_defaults(func=cmd_pretrain)
-
-
-def _size(text: str) -> tuple[int, int]:
-    """``"80x40"`` -> ``(80, 40)``."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"want HEIGHTxWIDTH such as 80x40, got {text!r}") from None
-    return h, w
 
 
 def augment_from_args(pairs: list[str] | None) -> AugmentConfig:
