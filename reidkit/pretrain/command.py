@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     corpus.add_argument("--folder", help="a plain folder of images (sub-folders name modalities)")
     corpus.add_argument("--preset", default=defaults.preset, help="synthetic preset (without --root)")
     corpus.add_argument("--world-seed", type=int, help="seed of the synthetic world (default: the preset's "
-                                                       "own, 1000 for pretrain-world, else 0)")
+                                                       "own, 1000 for the pretrain-world presets, else 0)")
     corpus.add_argument("--modality", action="append", help="keep only this modality (repeatable)")
     model = p.add_argument_group("model and optimisation")
     model.add_argument("--backbone", default=defaults.backbone)

@@ -67,18 +67,19 @@ def dataset_corpus(name: str, root: str | None = None, *, preset: str = "small",
                    modalities: Sequence[str] = (), labelled: bool = False) -> Corpus:
     """The training split of registered dataset ``name`` (``root`` as ``data.root``), identities dropped
     unless ``labelled``. For ``synthetic`` without a root, ``preset`` generated with ``world_seed`` (a world
-    of its own, cached like the benchmark presets; default 1000 for ``pretrain-world``, else 0). ``modalities`` keeps only those (all when empty)."""
+    of its own, cached like the benchmark presets; default 1000 for ``pretrain-world`` and
+    ``pretrain-world-large``, else 0). ``modalities`` keeps only those (all when empty)."""
     from reidkit.dataset_args import open_dataset
 
     info: dict[str, Any] = {"dataset": name, "root": root, "split": "train"}
     if name == "synthetic" and not root:
         from reidkit.data.synthetic import PRESETS, cached_root
-        from reidkit.data.synthetic.presets import PRETRAIN_WORLD, PRETRAIN_WORLD_SEED
+        from reidkit.data.synthetic.presets import PRETRAIN_PRESETS, PRETRAIN_WORLD_SEED
 
         if preset not in PRESETS:
             raise DatasetError(f"unknown synthetic preset {preset!r}; known: {', '.join(PRESETS)}")
         seed = world_seed if world_seed is not None else (
-            PRETRAIN_WORLD_SEED if preset == PRETRAIN_WORLD.name else 0)
+            PRETRAIN_WORLD_SEED if preset in PRETRAIN_PRESETS else 0)
         root = str(cached_root(preset, seed=seed))
         info.update(preset=preset, world_seed=seed)
     dataset = open_dataset(DataConfig(dataset=name, root=root))  # synthetic: root is the preset's folder

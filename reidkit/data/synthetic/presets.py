@@ -164,7 +164,13 @@ PRESETS: dict[str, Preset] = {
 #: (:data:`PRETRAIN_WORLD_SEED`), so none of its people appears in any preset a benchmark scores.
 PRETRAIN_WORLD = Preset("pretrain-world", ("visible", "nir", "infrared"),
                         {"visible": (1, 2), "nir": (3, 4), "infrared": (5, 6)}, False, 800, 20, 2, 1)
-PRESETS[PRETRAIN_WORLD.name] = PRETRAIN_WORLD
+#: four times the people of ``pretrain-world`` (38,400 images), the same renderers, cameras and seed: a more
+#: varied corpus for the same number of pretraining steps (benchmarks/pretraining.md)
+PRETRAIN_WORLD_LARGE = dataclasses.replace(PRETRAIN_WORLD, name="pretrain-world-large", train_ids=3200)
+for _world in (PRETRAIN_WORLD, PRETRAIN_WORLD_LARGE):
+    PRESETS[_world.name] = _world
+#: the pretraining corpora, generated with :data:`PRETRAIN_WORLD_SEED` unless told otherwise
+PRETRAIN_PRESETS = (PRETRAIN_WORLD.name, PRETRAIN_WORLD_LARGE.name)
 #: the seed of the pretraining world; benchmarks and the default dataset use seed 0
 PRETRAIN_WORLD_SEED = 1000
 
