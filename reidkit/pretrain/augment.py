@@ -49,6 +49,7 @@ class AugmentConfig:
         erase_p: probability of erasing one random rectangle (2-25 % of the image) with a random grey.
         lut_p / lut_size: probability of a random colour-to-grey table, and its knots per colour axis.
         light_p / light_falloff: probability of uneven lighting, and the range of its fall-off strength.
+        local_crop_area: range of the crop's area for multi-crop's small views (``--local-crops``).
 
     A probability of 0 draws nothing from the generator, so turning an augmentation off leaves every other
     draw (and so every view of a seeded run) as it was.
@@ -72,6 +73,7 @@ class AugmentConfig:
     lut_size: int = 4
     light_p: float = 0.0
     light_falloff: tuple[float, float] = (0.3, 2.0)
+    local_crop_area: tuple[float, float] = (0.1, 0.4)
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> Tensor:

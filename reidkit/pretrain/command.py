@@ -49,6 +49,11 @@ def add_parser(sub) -> None:
                             "progressive resizing), e.g. 80x40")
     model.add_argument("--low-res-steps", type=int, default=defaults.low_res_steps,
                        help="how many of --steps use --low-res views (the rest use --height x --width)")
+    model.add_argument("--local-crops", type=int, default=defaults.local_crops,
+                       help="multi-crop: this many small views of each image besides the two full ones "
+                            "(--recipe simclr; default 0 = off)")
+    model.add_argument("--local-size", metavar="HxW", type=image_size, default=defaults.local_size,
+                       help="size of the small views (default {}x{})".format(*defaults.local_size))
     model.add_argument("--batch-size", type=int, default=defaults.batch_size)
     model.add_argument("--lr", type=float, default=defaults.lr)
     model.add_argument("--warmup", type=int, default=defaults.warmup, help="linear warmup steps")
@@ -105,6 +110,8 @@ def config_from_args(args: argparse.Namespace) -> PretrainConfig:
         world_seed=world_seed, modalities=tuple(args.modality or ()), mode=args.mode, recipe=args.recipe,
         backbone=args.backbone, height=args.height, width=args.width, steps=args.steps,
         low_res=getattr(args, "low_res", None), low_res_steps=getattr(args, "low_res_steps", 0),
+        local_crops=getattr(args, "local_crops", 0),
+        local_size=tuple(getattr(args, "local_size", PretrainConfig.local_size)),
         batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, temperature=args.temperature,
         modality_align=args.modality_align, seed=args.seed,
         workers=args.workers, on_bad_image=args.on_bad_image, checkpoint_every=args.checkpoint_every,

@@ -52,6 +52,10 @@ class PretrainConfig:
             the rest at full size so that the network ends on the size it will be fine-tuned at
             (progressive resizing, as in FFCV's ImageNet recipes and EfficientNetV2, Tan & Le, ICML 2021;
             the train-test resolution effect: Touvron et al., FixRes, NeurIPS 2019). Off by default.
+        local_crops, local_size: multi-crop (Caron et al., SwAV, NeurIPS 2020): besides the two views at
+            full size, ``local_crops`` small views of each image, cropped from ``augment.local_crop_area`` of
+            it and resampled to ``local_size`` (height, width), each of which must pick its image's two full
+            views among the batch's (``--recipe simclr`` only). Off (0) by default.
         augment: the views' augmentations.
 
     The defaults are the recipe of the shipped ``synthetic-pretrained`` weights (benchmarks/pretraining.md).
@@ -84,6 +88,8 @@ class PretrainConfig:
     checkpoint_every: int = 100
     low_res: tuple[int, int] | None = None
     low_res_steps: int = 0
+    local_crops: int = 0
+    local_size: tuple[int, int] = (64, 32)
     amp: str = "auto"
     channels_last: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -112,6 +118,12 @@ class PretrainConfig:
             raise PretrainError("--low-res-steps needs --low-res HxW")
         if self.low_res is not None and (len(self.low_res) != 2 or min(self.low_res) < 8):
             raise PretrainError(f"--low-res must be HEIGHTxWIDTH, each at least 8, got {self.low_res}")
+        if self.local_crops < 0:
+            raise PretrainError(f"--local-crops must be at least 0, got {self.local_crops}")
+        if self.local_crops and (self.mode != "self-supervised" or self.recipe != "simclr"):
+            raise PretrainError("--local-crops applies to --mode self-supervised with --recipe simclr only")
+        if len(self.local_size) != 2 or min(self.local_size) < 8:
+            raise PretrainError(f"--local-size must be HEIGHTxWIDTH, each at least 8, got {self.local_size}")
         if self.modality_align < 0:
             raise PretrainError(f"--modality-align must be at least 0, got {self.modality_align}")
         if self.modality_align > 0 and self.mode == "supervised":

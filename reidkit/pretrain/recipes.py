@@ -5,7 +5,10 @@ backbone's pooled feature (``"pool"``, [B, D], before the BN-neck) feeds a proje
 away after pretraining, as in the papers:
 
 - ``simclr``: NT-Xent over the 2B views of a batch (Chen et al., ICML 2020, "A Simple Framework for
-  Contrastive Learning of Visual Representations"); negatives are the other views of the same batch.
+  Contrastive Learning of Visual Representations"); negatives are the other views of the same batch. With
+  multi-crop (Caron et al., NeurIPS 2020, "Unsupervised Learning of Visual Features by Contrasting Cluster
+  Assignments", whose appendix applies it to SimCLR), each of M small views per image must also pick its
+  image's two full views among the batch's 2B, and the terms are weighted by how many views give them.
 - ``moco-v2``: a momentum key encoder and a queue of negatives (Chen et al., 2020, "Improved Baselines with
   Momentum Contrastive Learning"); keys are encoded in two shuffled halves so that BatchNorm statistics
   cannot give the positive away (MoCo's "shuffle BN", on one device).
@@ -71,6 +74,18 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     return F.cross_entropy(logits, target)
 
 
+def local_to_global(local: Tensor, full: Tensor, temperature: float) -> Tensor:
+    """Multi-crop's term: each row of ``local`` ([M x B, d], view-major: row ``i`` shows image ``i mod B``)
+    must pick its image's two rows of ``full`` ([2B, d]: every image's first view, then every second) among
+    all 2B; the mean cross-entropy of the two positives, whose minimum is log 2."""
+    zl = F.normalize(local, dim=1).float()
+    zf = F.normalize(full, dim=1).float()
+    b = zf.shape[0] // 2
+    log_p = F.log_softmax(zl @ zf.T / temperature, dim=1)
+    own = (torch.arange(zl.shape[0], device=zl.device) % b).unsqueeze(1)
+    return -(log_p.gather(1, own) + log_p.gather(1, own + b)).mean() / 2
+
+
 class SimCLR(nn.Module):
     def __init__(self, backbone: nn.Module, *, temperature: float = 0.2, hidden: int = 1024, out: int = 128,
                  align: float = 0.0):
@@ -80,13 +95,20 @@ class SimCLR(nn.Module):
         self.temperature = temperature
         self.align = align
 
-    def forward(self, views: tuple[Tensor, Tensor], labels: Tensor | None = None,
+    def forward(self, views: tuple[Tensor, ...], labels: Tensor | None = None,
                 modalities: Tensor | None = None) -> dict[str, Tensor]:
+        """``views``: the two full views of a batch, then any small ones (multi-crop), which go through the
+        network in a pass of their own (another size, their own BatchNorm statistics)."""
         n = views[0].shape[0]
-        pooled = _pooled(self.backbone, torch.cat(views))
+        pooled = _pooled(self.backbone, torch.cat(views[:2]))
         z = self.head(pooled)
-        return _with_gap({"nt_xent": nt_xent(z[:n], z[n:], self.temperature)}, pooled, modalities, self.align,
-                         len(views))
+        losses = {"nt_xent": nt_xent(z[:n], z[n:], self.temperature)}
+        if len(views) > 2:
+            m = len(views) - 2
+            local = self.head(_pooled(self.backbone, torch.cat(views[2:])))
+            losses = {"nt_xent": losses["nt_xent"] * 2 / (2 + m),
+                      "local_nce": local_to_global(local, z, self.temperature) * m / (2 + m)}
+        return _with_gap(losses, pooled, modalities, self.align, 2)
 
 
 class MoCoV2(nn.Module):

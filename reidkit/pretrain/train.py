@@ -97,10 +97,14 @@ def view_size(cfg: PretrainConfig, step: int) -> tuple[int, int] | None:
 
 
 def make_views(images: Tensor, cfg: PretrainConfig, g: torch.Generator,
-               size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
+               size: tuple[int, int] | None = None) -> tuple[Tensor, ...]:
     """Two augmented views of a [B, 3, H, W] batch in [0, 1], drawn from ``g``, of ``size`` (default H x W),
-    in ``cfg``'s memory format."""
+    then ``cfg.local_crops`` small ones of ``cfg.local_size`` (multi-crop), in ``cfg``'s memory format. The
+    small views are drawn after the two full ones, so with none the full views are what they were."""
     views = (augment(images, cfg.augment, g, size), augment(images, cfg.augment, g, size))
+    if cfg.local_crops:
+        local = dataclasses.replace(cfg.augment, crop_area=cfg.augment.local_crop_area)
+        views += tuple(augment(images, local, g, tuple(cfg.local_size)) for _ in range(cfg.local_crops))
     if cfg.channels_last:
         views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
     return views
