@@ -1,12 +1,14 @@
 """Where the time of one step of the shipped pretraining goes, on this machine, and what 8,000 steps cost.
 
-    python benchmarks/pretrain_step.py [--steps 15] [--compile] [--view-size 96x48 ...] [--json FILE]
+    python benchmarks/pretrain_step.py [--steps 15] [--compile] [--view-size 96x48 ...] [--local-crops 4 ...]
+        [--json FILE]
 
 Builds the shipped recipe as ``reidkit pretrain`` does (its defaults: SimCLR, resnet-mini, 128 images of
 128 x 64 per step, two views each, channels-last, ``--amp auto``'s precision for this CPU) and times, on one
 fixed batch, (a) the two augmented views (``reidkit.pretrain.augment``) and (b) the whole step (views,
 forward, backward, AdamW), eager and, with ``--compile``, with the recipe module under ``torch.compile``;
-with ``--view-size HxW`` (repeatable), also eager with views made at that size (``--low-res``).
+with ``--view-size HxW`` (repeatable), also eager with views made at that size (``--low-res``); with
+``--local-crops M`` (repeatable), also eager with M small views of 64 x 32 per image (multi-crop).
 Medians after 3 warm-up steps. Data loading is left out (``reidkit pretrain`` overlaps it in worker
 processes). The last column projects the 8,000 steps of the shipped command (benchmarks/README.md, Budgets).
 Run it on an idle machine: two jobs on 2 cores halve each other's speed.
@@ -29,12 +31,13 @@ def _median_after_warmup(times: list[float]) -> float:
     return statistics.median(times[3:] if len(times) > 4 else times)
 
 
-def measure(steps: int, compile_model: bool, size: tuple[int, int] | None = None) -> dict[str, float]:
+def measure(steps: int, compile_model: bool, size: tuple[int, int] | None = None,
+            local_crops: int = 0) -> dict[str, float]:
     from reidkit.pretrain import train as T
     from reidkit.pretrain.config import PretrainConfig
     from reidkit.pretrain.corpus import CorpusImages
 
-    cfg = PretrainConfig(output="unused.pth")
+    cfg = PretrainConfig(output="unused.pth", local_crops=local_crops)
     dev = torch.device("cpu")
     corpus = T.build_corpus(cfg)
     torch.manual_seed(0)
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time the step under torch.compile")
     parser.add_argument("--view-size", action="append", default=[], metavar="HxW", type=image_size,
                         help="also time eager steps with views of this size (repeatable)")
+    parser.add_argument("--local-crops", action="append", default=[], type=int, metavar="M",
+                        help="also time eager steps with M small views per image (repeatable)")
     parser.add_argument("--json", help="also write the numbers here")
     args = parser.parse_args(argv)
     rows = {"eager": measure(args.steps, False)}
@@ -75,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         rows["torch.compile"] = measure(args.steps, True)
     for h, w in args.view_size:
         rows[f"eager, views {h}x{w}"] = measure(args.steps, False, (h, w))
+    for m in args.local_crops:
+        rows[f"eager, + {m} views of 64x32"] = measure(args.steps, False, local_crops=m)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}")
-    print("| step | precision | s / step | of which the two views | rest of the step | 8,000 steps (min) |")
+    print("| step | precision | s / step | of which the views | rest of the step | 8,000 steps (min) |")
     print("|---|---|---:|---:|---:|---:|")
     for name, r in rows.items():
         minutes = r["step_s"] * r["steps_shipped"] / 60
