@@ -300,6 +300,16 @@ def test_cpu_bfloat16_and_channels_last_train_and_write_contiguous_weights(tmp_p
     assert json.loads((tmp_path / "c.json").read_text())["options"]["channels_last"] is True
 
 
+def test_a_diverged_run_stops_with_what_to_change(tmp_path, tiny_data, monkeypatch):
+    from reidkit.pretrain import recipes
+
+    monkeypatch.setattr(recipes, "nt_xent", lambda z1, z2, t: (z1.sum() + z2.sum()) * float("nan"))
+    with pytest.raises(RuntimeError, match=r"diverged at step 0 .*lower --lr$"):
+        pretrain(_cfg(tmp_path, tiny_data, steps=2))
+    with pytest.raises(RuntimeError, match="lower --lr or pass --amp off"):
+        pretrain(_cfg(tmp_path, tiny_data, steps=2, amp="bf16"), force=True)
+
+
 def test_amp_auto_uses_bfloat16_where_the_hardware_has_it(monkeypatch):
     from reidkit.pretrain import train as T
 

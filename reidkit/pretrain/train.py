@@ -205,7 +205,8 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
             losses = (ddp or model)(views, labels.to(dev), modalities.to(dev))
         loss = sum(losses.values())
         if not torch.isfinite(loss):
-            raise RuntimeError(f"pretraining diverged at step {step} (loss {loss.item()}); lower --lr")
+            hint = " or pass --amp off" if precision(cfg.amp, dev) == "bfloat16" else ""
+            raise RuntimeError(f"pretraining diverged at step {step} (loss {loss.item()}); lower --lr{hint}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
