@@ -8,7 +8,8 @@ Builds the shipped recipe as ``reidkit pretrain`` does (its defaults: SimCLR, re
 fixed batch, (a) the two augmented views (``reidkit.pretrain.augment``) and (b) the whole step (views,
 forward, backward, AdamW), eager and, with ``--compile``, with the recipe module under ``torch.compile``;
 with ``--view-size HxW`` (repeatable), also eager with views made at that size (``--low-res``); with
-``--local-crops M`` (repeatable), also eager with M small views of 64 x 32 per image (multi-crop).
+``--local-crops M`` (repeatable), also eager with M small views per image at ``reidkit pretrain``'s
+``--local-size`` default (multi-crop).
 Medians after 3 warm-up steps. Data loading is left out (``reidkit pretrain`` overlaps it in worker
 processes). The last column projects the 8,000 steps of the shipped command (benchmarks/README.md, Budgets).
 Run it on an idle machine: two jobs on 2 cores halve each other's speed.
@@ -80,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         rows["torch.compile"] = measure(args.steps, True)
     for h, w in args.view_size:
         rows[f"eager, views {h}x{w}"] = measure(args.steps, False, (h, w))
+    from reidkit.pretrain.config import PretrainConfig
+
+    h, w = PretrainConfig.local_size
     for m in args.local_crops:
-        rows[f"eager, + {m} views of 64x32"] = measure(args.steps, False, local_crops=m)
+        rows[f"eager, + {m} views of {h}x{w}"] = measure(args.steps, False, local_crops=m)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}")
     print("| step | precision | s / step | of which the views | rest of the step | 8,000 steps (min) |")
     print("|---|---|---:|---:|---:|---:|")

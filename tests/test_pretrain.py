@@ -36,6 +36,12 @@ def _cfg(tmp_path, data, **kw):
                           **{**TINY, "steps": 4, **kw})
 
 
+def _tiny_cli(tmp_path, data, *extra):
+    """``reidkit pretrain`` for two steps on the tiny dataset, writing ``tmp_path/c.pth``; its exit code."""
+    return main(["pretrain", "--dataset", "generic", "--root", str(data), "--output", str(tmp_path / "c.pth"),
+                 "--steps", "2", "--batch-size", "8", "--height", "32", "--width", "16", "--workers", "0", *extra])
+
+
 # -- views ---------------------------------------------------------------------------------------------
 def test_views_are_normalised_images_of_the_same_size():
     g = torch.Generator().manual_seed(0)
@@ -215,9 +221,7 @@ def test_low_res_steps_come_first_and_the_rest_run_at_full_size(tmp_path, tiny_d
                        ({"low_res": (8, 4), "low_res_steps": 1}, "at least 8")):
         with pytest.raises(PretrainError, match=match):
             _cfg(tmp_path, tiny_data, **bad)
-    assert main(["pretrain", "--dataset", "generic", "--root", str(tiny_data), "--output", str(tmp_path / "c.pth"),
-                 "--steps", "2", "--batch-size", "8", "--height", "32", "--width", "16", "--workers", "0",
-                 "--low-res", "16x8", "--low-res-steps", "1", "--amp", "off"]) == 0
+    assert _tiny_cli(tmp_path, tiny_data, "--low-res", "16x8", "--low-res-steps", "1", "--amp", "off") == 0
     assert json.loads((tmp_path / "c.json").read_text())["options"]["low_res"] == [16, 8]
     with pytest.raises(SystemExit):
         main(["pretrain", "--output", str(tmp_path / "d.pth"), "--low-res", "sixteen"])
@@ -250,9 +254,7 @@ def test_multi_crop_adds_small_views_after_the_full_ones(tmp_path, tiny_data):
                        ({"local_crops": 2, "local_size": (4, 4)}, "at least 8")):
         with pytest.raises(PretrainError, match=match):
             _cfg(tmp_path, tiny_data, **bad)
-    assert main(["pretrain", "--dataset", "generic", "--root", str(tiny_data), "--output", str(tmp_path / "c.pth"),
-                 "--steps", "2", "--batch-size", "8", "--height", "32", "--width", "16", "--workers", "0",
-                 "--local-crops", "2", "--local-size", "16x8", "--amp", "off"]) == 0
+    assert _tiny_cli(tmp_path, tiny_data, "--local-crops", "2", "--local-size", "16x8", "--amp", "off") == 0
     assert json.loads((tmp_path / "c.json").read_text())["options"]["local_size"] == [16, 8]
 
 
@@ -294,9 +296,7 @@ def test_cpu_bfloat16_and_channels_last_train_and_write_contiguous_weights(tmp_p
     assert torch.equal(model.layer4[0].conv1.weight, state["layer4.0.conv1.weight"])
     with pytest.raises(PretrainError, match="--amp"):
         _cfg(tmp_path, tiny_data, amp="fp16")
-    assert main(["pretrain", "--dataset", "generic", "--root", str(tiny_data), "--output", str(tmp_path / "c.pth"),
-                 "--steps", "2", "--batch-size", "8", "--height", "32", "--width", "16", "--workers", "0",
-                 "--amp", "bf16", "--channels-last"]) == 0
+    assert _tiny_cli(tmp_path, tiny_data, "--amp", "bf16", "--channels-last") == 0
     assert json.loads((tmp_path / "c.json").read_text())["options"]["channels_last"] is True
 
 

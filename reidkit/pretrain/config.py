@@ -14,6 +14,11 @@ class PretrainError(ValueError):
     """A pretraining run that cannot start (bad output path, nothing to resume, bad option)."""
 
 
+def _check_view_size(option: str, size: tuple[int, ...]) -> None:
+    if len(size) != 2 or min(size) < 8:
+        raise PretrainError(f"{option} must be HEIGHTxWIDTH, each at least 8, got {size}")
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     """A pretraining run.
@@ -116,14 +121,13 @@ class PretrainConfig:
             raise PretrainError(f"--low-res-steps must be between 0 and --steps ({self.steps}), got {self.low_res_steps}")
         if self.low_res_steps and self.low_res is None:
             raise PretrainError("--low-res-steps needs --low-res HxW")
-        if self.low_res is not None and (len(self.low_res) != 2 or min(self.low_res) < 8):
-            raise PretrainError(f"--low-res must be HEIGHTxWIDTH, each at least 8, got {self.low_res}")
+        if self.low_res is not None:
+            _check_view_size("--low-res", self.low_res)
         if self.local_crops < 0:
             raise PretrainError(f"--local-crops must be at least 0, got {self.local_crops}")
         if self.local_crops and (self.mode != "self-supervised" or self.recipe != "simclr"):
             raise PretrainError("--local-crops applies to --mode self-supervised with --recipe simclr only")
-        if len(self.local_size) != 2 or min(self.local_size) < 8:
-            raise PretrainError(f"--local-size must be HEIGHTxWIDTH, each at least 8, got {self.local_size}")
+        _check_view_size("--local-size", self.local_size)
         if self.modality_align < 0:
             raise PretrainError(f"--modality-align must be at least 0, got {self.modality_align}")
         if self.modality_align > 0 and self.mode == "supervised":
