@@ -173,6 +173,8 @@ def test_the_pretraining_world_is_its_own():
     assert PRETRAIN_WORLD_SEED != 0 and set(PRETRAIN_WORLD.modalities) == {"visible", "nir", "infrared"}
     cams = [c for m in PRETRAIN_WORLD.modalities for c in PRETRAIN_WORLD.cameras[m]]
     assert len(cams) == len(set(cams)) and not PRETRAIN_WORLD.aligned
-    large = PRESETS["pretrain-world-large"]  # the same world with four times the people
-    assert large.train_ids == 4 * PRETRAIN_WORLD.train_ids
-    assert large.cameras == PRETRAIN_WORLD.cameras and large.knobs == PRETRAIN_WORLD.knobs
+    # the same world with four times, half and a quarter of the people
+    for name, scale in (("pretrain-world-large", 4), ("pretrain-world-half", 0.5), ("pretrain-world-quarter", 0.25)):
+        world = PRESETS[name]
+        assert world.train_ids == scale * PRETRAIN_WORLD.train_ids
+        assert world.cameras == PRETRAIN_WORLD.cameras and world.knobs == PRETRAIN_WORLD.knobs

@@ -67,8 +67,8 @@ def dataset_corpus(name: str, root: str | None = None, *, preset: str = "small",
                    modalities: Sequence[str] = (), labelled: bool = False) -> Corpus:
     """The training split of registered dataset ``name`` (``root`` as ``data.root``), identities dropped
     unless ``labelled``. For ``synthetic`` without a root, ``preset`` generated with ``world_seed`` (a world
-    of its own, cached like the benchmark presets; default 1000 for ``pretrain-world`` and
-    ``pretrain-world-large``, else 0). ``modalities`` keeps only those (all when empty)."""
+    of its own, cached like the benchmark presets; default 1000 for the ``pretrain-world*``
+    presets, else 0). ``modalities`` keeps only those (all when empty)."""
     from reidkit.dataset_args import open_dataset
 
     info: dict[str, Any] = {"dataset": name, "root": root, "split": "train"}

@@ -167,10 +167,15 @@ PRETRAIN_WORLD = Preset("pretrain-world", ("visible", "nir", "infrared"),
 #: four times the people of ``pretrain-world`` (38,400 images), the same renderers, cameras and seed: a more
 #: varied corpus for the same number of pretraining steps (benchmarks/pretraining.md)
 PRETRAIN_WORLD_LARGE = dataclasses.replace(PRETRAIN_WORLD, name="pretrain-world-large", train_ids=3200)
-for _world in (PRETRAIN_WORLD, PRETRAIN_WORLD_LARGE):
+#: a half and a quarter of the people of ``pretrain-world`` (4,800 and 2,400 images), the same renderers,
+#: cameras and seed: each image seen two and four times as often in the same number of steps
+PRETRAIN_WORLD_HALF = dataclasses.replace(PRETRAIN_WORLD, name="pretrain-world-half", train_ids=400)
+PRETRAIN_WORLD_QUARTER = dataclasses.replace(PRETRAIN_WORLD, name="pretrain-world-quarter", train_ids=200)
+_PRETRAIN_WORLDS = (PRETRAIN_WORLD, PRETRAIN_WORLD_LARGE, PRETRAIN_WORLD_HALF, PRETRAIN_WORLD_QUARTER)
+for _world in _PRETRAIN_WORLDS:
     PRESETS[_world.name] = _world
 #: the pretraining corpora, generated with :data:`PRETRAIN_WORLD_SEED` unless told otherwise
-PRETRAIN_PRESETS = (PRETRAIN_WORLD.name, PRETRAIN_WORLD_LARGE.name)
+PRETRAIN_PRESETS = tuple(world.name for world in _PRETRAIN_WORLDS)
 #: the seed of the pretraining world; benchmarks and the default dataset use seed 0
 PRETRAIN_WORLD_SEED = 1000
 
