@@ -48,7 +48,8 @@ def measure(steps: int, compile_model: bool, size: tuple[int, int] | None = None
     images = CorpusImages(corpus.samples, (cfg.height, cfg.width))
     batch, labels, modalities = T._collate([images[i] for i in range(cfg.batch_size)])
     batch = batch.float().div_(255)
-    amp = T._autocast(cfg.amp, dev)
+    prec = T.precision(cfg.amp, dev)
+    amp = T._autocast(prec, dev)
     views_s, step_s = [], []
     for step in range(steps):
         t0 = time.perf_counter()
@@ -63,7 +64,7 @@ def measure(steps: int, compile_model: bool, size: tuple[int, int] | None = None
         views_s.append(t1 - t0)
         step_s.append(time.perf_counter() - t0)
     return {"step_s": _median_after_warmup(step_s), "views_s": _median_after_warmup(views_s),
-            "precision": T.precision(cfg.amp, dev), "steps_shipped": cfg.steps, "batch_size": cfg.batch_size}
+            "precision": prec, "steps_shipped": cfg.steps, "batch_size": cfg.batch_size}
 
 
 def main(argv: list[str] | None = None) -> int:

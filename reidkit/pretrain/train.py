@@ -194,7 +194,8 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
     loader = DataLoader(CorpusImages(corpus.samples, (cfg.height, cfg.width)), num_workers=cfg.workers,
                         batch_sampler=_StepBatches(len(corpus.samples), cfg.batch_size, cfg.seed, start, cfg.steps),
                         collate_fn=_collate)
-    amp = _autocast(cfg.amp, dev)
+    prec = precision(cfg.amp, dev)
+    amp = _autocast(prec, dev)
     model.train()
     t0 = time.perf_counter() - elapsed
     for step, (images, labels, modalities) in enumerate(loader, start=start):
@@ -205,7 +206,7 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
             losses = (ddp or model)(views, labels.to(dev), modalities.to(dev))
         loss = sum(losses.values())
         if not torch.isfinite(loss):
-            hint = " or pass --amp off" if precision(cfg.amp, dev) == "bfloat16" else ""
+            hint = " or pass --amp off" if prec == "bfloat16" else ""
             raise RuntimeError(f"pretraining diverged at step {step} (loss {loss.item()}); lower --lr{hint}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -230,7 +231,7 @@ def pretrain(cfg: PretrainConfig, *, device: str | None = None, resume: bool = F
         "mode": cfg.mode, "recipe": cfg.recipe if cfg.mode == "self-supervised" else "identity-classification",
         "corpus": corpus.info, "steps": cfg.steps, "batch_size": cfg.batch_size, "image_size": [cfg.height, cfg.width],
         "seed": cfg.seed, "world_size": distributed.world_size(), "device": str(dev),
-        "precision": precision(cfg.amp, dev),
+        "precision": prec,
         "wall_time_s": round(wall, 1), "reidkit": __version__, "git_commit": commit, "git_dirty": dirty,
         "options": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("output", "augment")},
         "augment": dataclasses.asdict(cfg.augment),
@@ -251,8 +252,9 @@ def precision(mode: str, dev: torch.device) -> str:
     return "float32"
 
 
-def _autocast(mode: str, dev: torch.device) -> contextlib.AbstractContextManager:
-    if precision(mode, dev) == "float32":
+def _autocast(prec: str, dev: torch.device) -> contextlib.AbstractContextManager:
+    """The autocast context of ``prec`` (from :func:`precision`) on ``dev``."""
+    if prec == "float32":
         return contextlib.nullcontext()
     return torch.autocast(dev.type, dtype=torch.bfloat16)
 

@@ -164,14 +164,12 @@ PRESETS: dict[str, Preset] = {
 #: (:data:`PRETRAIN_WORLD_SEED`), so none of its people appears in any preset a benchmark scores.
 PRETRAIN_WORLD = Preset("pretrain-world", ("visible", "nir", "infrared"),
                         {"visible": (1, 2), "nir": (3, 4), "infrared": (5, 6)}, False, 800, 20, 2, 1)
-#: four times the people of ``pretrain-world`` (38,400 images), the same renderers, cameras and seed: a more
-#: varied corpus for the same number of pretraining steps (benchmarks/pretraining.md)
-PRETRAIN_WORLD_LARGE = dataclasses.replace(PRETRAIN_WORLD, name="pretrain-world-large", train_ids=3200)
-#: a half and a quarter of the people of ``pretrain-world`` (4,800 and 2,400 images), the same renderers,
-#: cameras and seed: each image seen two and four times as often in the same number of steps
-PRETRAIN_WORLD_HALF = dataclasses.replace(PRETRAIN_WORLD, name="pretrain-world-half", train_ids=400)
-PRETRAIN_WORLD_QUARTER = dataclasses.replace(PRETRAIN_WORLD, name="pretrain-world-quarter", train_ids=200)
-_PRETRAIN_WORLDS = (PRETRAIN_WORLD, PRETRAIN_WORLD_LARGE, PRETRAIN_WORLD_HALF, PRETRAIN_WORLD_QUARTER)
+#: the same world (renderers, cameras, seed) at other sizes, for the same number of pretraining steps
+#: (benchmarks/pretraining.md): four times the people (38,400 images, a more varied corpus), and half and a
+#: quarter of them (4,800 and 2,400 images, each seen two and four times as often)
+_PRETRAIN_WORLDS = (PRETRAIN_WORLD, *(
+    dataclasses.replace(PRETRAIN_WORLD, name=f"pretrain-world-{size}", train_ids=ids)
+    for size, ids in (("large", 3200), ("half", 400), ("quarter", 200))))
 for _world in _PRETRAIN_WORLDS:
     PRESETS[_world.name] = _world
 #: the pretraining corpora, generated with :data:`PRETRAIN_WORLD_SEED` unless told otherwise
